@@ -42,7 +42,9 @@ def check_inputs(y_true, prob) -> tuple[np.ndarray, np.ndarray]:
             f"for prob with {prob.shape[1]} columns"
         )
     if not np.all(np.isfinite(prob)):
-        raise ValueError(f"prob holds non-finite values at rows {np.flatnonzero(~np.isfinite(prob).all(1))[:5].tolist()!r}")
+        raise ValueError(
+            f"prob holds non-finite values at rows {np.flatnonzero(~np.isfinite(prob).all(1))[:5].tolist()!r}"
+        )
     return y, prob
 
 

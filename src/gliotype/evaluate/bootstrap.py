@@ -39,7 +39,9 @@ def resampled_metrics(y: np.ndarray, prob: np.ndarray, idx: np.ndarray, ordinal:
         - y: ``(n,)``; prob: ``(n, C)``; idx: ``(B, n)``
         - output values: ``(B,)``
     """
-    parts = [batched_metrics(y[idx[s : s + CHUNK]], prob[idx[s : s + CHUNK]], ordinal) for s in range(0, len(idx), CHUNK)]
+    parts = [
+        batched_metrics(y[idx[s : s + CHUNK]], prob[idx[s : s + CHUNK]], ordinal) for s in range(0, len(idx), CHUNK)
+    ]
     return {name: np.concatenate([p[name] for p in parts]) for name in metric_names(ordinal)}
 
 

@@ -70,7 +70,9 @@ def _unsuffix(frame: pd.DataFrame, suffix: str) -> dict[str, str]:
     return {c: c[: -len(suffix)] for c in frame.columns if c.endswith(suffix)}
 
 
-def paired_auc_test(pred_a: pd.DataFrame, pred_b: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+def paired_auc_test(
+    pred_a: pd.DataFrame, pred_b: pd.DataFrame, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict:
     """Paired, stratified bootstrap test of ``AUC(A) - AUC(B)`` on the shared patients.
 
     Each resample draws the same patients for both runs. The two-sided p-value is

@@ -66,7 +66,9 @@ def labelled_mask(frame: pd.DataFrame) -> np.ndarray:
     return np.array([label_to_str(v) is not None for v in frame["y_true"]], dtype=bool)
 
 
-def labelled_arrays(frame: pd.DataFrame, classes: list[str], source: str = "predictions") -> tuple[np.ndarray, np.ndarray]:
+def labelled_arrays(
+    frame: pd.DataFrame, classes: list[str], source: str = "predictions"
+) -> tuple[np.ndarray, np.ndarray]:
     """Class indices and probabilities of the labelled rows.
 
     Raises:
