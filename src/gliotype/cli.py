@@ -78,3 +78,131 @@ def validate(cohort: Annotated[Path, typer.Argument(metavar="COHORT")]):
     if not usable:
         err.print(f"[red]error:[/] {cohort}: no usable patient")
         raise typer.Exit(1)
+
+
+CohortArg = Annotated[Path, typer.Argument(metavar="COHORT", help="cohort folder (labels.csv + one folder per patient)")]
+RunArg = Annotated[Path, typer.Argument(metavar="RUN", help="output folder of `gliotype train`")]
+CacheOpt = Annotated[Optional[Path], typer.Option("--cache", help="prepared-data cache (default COHORT/.gliotype-cache)")]
+WorkersOpt = Annotated[int, typer.Option(min=1, help="worker processes for preparation")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda")]
+
+
+@command
+def prepare(
+    cohort: CohortArg,
+    cache: CacheOpt = None,
+    workers: WorkersOpt = 1,
+    stages: Annotated[Optional[list[str]], typer.Option("--stages", help="stage names (default: every stage)")] = None,
+    methods: Annotated[Optional[list[str]], typer.Option("--method", help="prepare what these methods need")] = None,
+):
+    """Derive and cache per-patient inputs (skips what is cached; lists the patients that failed)."""
+    from gliotype.cohort import Cohort
+    from gliotype.methods import create_method
+    from gliotype.prepare import STAGES, get_stage, run_stage
+
+    data = Cohort.from_folder(cohort)
+    wanted = list(stages or [])
+    for name in methods or []:
+        wanted += list(getattr(create_method(name), "stages", ()))
+    wanted = list(dict.fromkeys(wanted or STAGES))
+    failed = 0
+    for name in wanted:
+        stage = get_stage(name)
+        ids = [c.patient_id for c in data if all(c.has(m) for m in stage.needs)]
+        result = run_stage(name, data, ids, cache_dir=cache, workers=workers, progress=True)
+        out.print(f"{name}: {len(result.done)} patients ready ({result.built} built, "
+                  f"{len(result.done) - result.built} cached), {len(result.failed)} failed")
+        for pid, why in result.failed.items():
+            err.print(f"[yellow]skipped[/] {pid}: {why}", highlight=False, soft_wrap=True)
+        failed += len(result.failed)
+
+
+@command
+def methods():
+    """List the registered methods, the modalities they read and the targets they predict."""
+    from rich.table import Table
+
+    from gliotype.methods import list_methods
+
+    table = Table(title="gliotype methods")
+    for col in ("method", "modalities", "targets", "description"):
+        table.add_column(col)
+    for spec in list_methods():
+        table.add_row(spec.name, ", ".join(spec.modalities), ", ".join(spec.targets), spec.description)
+    out.print(table)
+
+
+@command
+def train(
+    cohort: CohortArg,
+    method: Annotated[str, typer.Option(help="a method from `gliotype methods`")],
+    target: Annotated[str, typer.Option(help="idh, codel_1p19q or grade")],
+    out_dir: Annotated[Path, typer.Option("--out", help="run folder (rerun with the same folder to resume)")],
+    folds: Annotated[int, typer.Option(min=1, help="patient-level stratified folds; 1 = one holdout split")] = 5,
+    holdout: Annotated[Optional[float], typer.Option(help="holdout fraction instead of K-fold")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="override the method's epochs")] = None,
+    seed: int = 0,
+    config: Annotated[Optional[Path], typer.Option(help="YAML file of method options")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="method option key=value (repeatable)")] = None,
+    cache: CacheOpt = None,
+    workers: WorkersOpt = 1,
+    device: DeviceOpt = "auto",
+):
+    """Cross-validate a method at the patient level; writes config.yaml, splits.csv, predictions.csv, metrics.json, model/."""
+    from gliotype.train import train as run_train
+    from gliotype.train.config import parse_overrides
+
+    run = run_train(cohort, method, target, out_dir, folds=folds, holdout_fraction=holdout, epochs=epochs, seed=seed,
+                    config_file=config, overrides=parse_overrides(set_ or []), cache_dir=cache, workers=workers,
+                    device=device, progress=True)
+    _print_metrics(run)
+
+
+@command
+def evaluate(run: RunArg, cohort: CohortArg,
+             out_dir: Annotated[Path, typer.Option("--out", help="folder for predictions.csv and metrics.json")],
+             cache: CacheOpt = None, workers: WorkersOpt = 1, device: DeviceOpt = "auto"):
+    """Apply a trained run (its fold ensemble) to another labelled cohort."""
+    from gliotype.train import evaluate as run_evaluate
+
+    _print_metrics(run_evaluate(run, cohort, out_dir, cache_dir=cache, workers=workers, device=device, progress=True))
+
+
+@command
+def predict(run: RunArg, cohort: CohortArg,
+            out_csv: Annotated[Path, typer.Option("--out", help="predictions CSV to write")],
+            cache: CacheOpt = None, workers: WorkersOpt = 1, device: DeviceOpt = "auto"):
+    """Predict the patients of a cohort (labels not needed)."""
+    from gliotype.train import predict as run_predict
+
+    frame = run_predict(run, cohort, out_csv, cache_dir=cache, workers=workers, device=device, progress=True)
+    out.print(f"wrote {len(frame)} predictions to {out_csv}")
+
+
+@command
+def report(runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="run folders to report and compare")],
+           out_file: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("report.html")):
+    """One self-contained HTML report: metrics with CIs, ROC/PR, calibration, confusion, comparison."""
+    from gliotype.report import write_report
+
+    out.print(f"report: {write_report(runs, out_file)}")
+
+
+@command
+def demo(out_dir: Annotated[Path, typer.Option("--out", help="folder for the cohort, runs and report")] = Path("demo-out"),
+         patients: Annotated[int, typer.Option(min=12, help="synthetic patients")] = 48):
+    """The whole flow on a synthetic cohort: synth, validate, prepare, train, evaluate, report."""
+    from gliotype.demo import run_demo
+
+    path = run_demo(out_dir, patients=patients, say=out.print)
+    out.print(f"[bold green]demo finished[/]: open {path}")
+
+
+def _print_metrics(run: Path) -> None:
+    import json
+
+    m = json.loads((Path(run) / "metrics.json").read_text())
+    parts = [f"{k} {v['value']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]" for k, v in m["metrics"].items()
+             if k in ("auc", "balanced_accuracy", "accuracy") and v["value"] is not None]
+    out.print(f"{m['method']} / {m['target']} (n={m['n']}): " + "; ".join(parts))
+    out.print(f"outputs in {run}")

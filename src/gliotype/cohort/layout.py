@@ -16,6 +16,12 @@ IMAGE_MODALITIES = (*MRI_SEQUENCES, "seg", "dsc", "fa")
 MODALITIES = (*IMAGE_MODALITIES, "histology", "rnaseq")
 """Every modality a case may have. ``mri`` in a method's requirements means all of MRI_SEQUENCES."""
 
+def expand(modalities) -> set[str]:
+    """Modality names with ``mri`` expanded into the four structural sequences."""
+    names = set(modalities)
+    return (names - {"mri"}) | set(MRI_SEQUENCES) if "mri" in names else names
+
+
 SUFFIX_ALIASES: dict[str, tuple[str, ...]] = {
     "t1n": ("t1n", "t1"),
     "t1c": ("t1c", "t1ce", "t1gd"),

@@ -36,10 +36,7 @@ class ValidationReport:
 
     def usable(self, patient_id: str, needs: Iterable[str] = ()) -> bool:
         """Whether a patient has no problem touching itself, its labels, or any modality in ``needs``."""
-        needs = set(needs)
-        if "mri" in needs:
-            needs |= set(layout.MRI_SEQUENCES)
-        return not (self.bad_modalities(patient_id) & (WHOLE_PATIENT | needs))
+        return not (self.bad_modalities(patient_id) & (WHOLE_PATIENT | layout.expand(needs)))
 
     @property
     def usable_ids(self) -> list[str]:

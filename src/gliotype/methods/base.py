@@ -1,0 +1,88 @@
+"""What every method provides to the training runner.
+
+A method turns a cohort's patients into inputs (running the preparation stages it needs), fits a
+state (a flat ``{name: tensor}`` dict, saved as safetensors) on training patients, and predicts class
+probabilities from a state. The runner owns splits, resumption, files and metrics; methods own models.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from gliotype.cohort import Cohort
+
+
+class MethodConfig(BaseModel):
+    """Base of every method's configuration: typed, validated, YAML round-trip, never evaluated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+@dataclass
+class Prepared:
+    """A method's inputs for some patients, and the patients it could not prepare (with reasons)."""
+
+    inputs: dict[str, Any]
+    failed: dict[str, str]
+    fingerprint: dict[str, Any]
+
+
+@dataclass
+class FitContext:
+    """What a fit needs beyond the data: where to keep resumable state, seed, epochs, device, progress."""
+
+    work_dir: Path
+    seed: int = 0
+    epochs: int | None = None
+    device: str = "auto"
+    progress: bool = False
+    target: str = "idh"
+
+
+class Method(ABC):
+    """A registered method; subclasses set ``needs`` and implement the three steps."""
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[tuple[str, ...]] = ()
+    uses_validation: ClassVar[bool] = True
+    """Whether ``fit`` needs a validation split (early stopping); if not, it trains on the whole training fold."""
+
+    def __init__(self, config: MethodConfig):
+        self.config = config
+
+    @abstractmethod
+    def prepare(self, cohort: Cohort, patient_ids: list[str], cache_dir: Path | None = None,
+                workers: int = 1, progress: bool = False) -> Prepared:
+        """Build each patient's inputs (cached where costly)."""
+
+    @abstractmethod
+    def fit(self, train: list[Any], y_train: np.ndarray, val: list[Any], y_val: np.ndarray,
+            n_classes: int, ctx: FitContext) -> dict[str, torch.Tensor]:
+        """Fit on training inputs (``val`` for early stopping only) and return the state to save.
+
+        Shapes:
+            y_train: (n_train,) class indices; y_val: (n_val,).
+        """
+
+    @abstractmethod
+    def predict_proba(self, state: dict[str, torch.Tensor], inputs: list[Any], n_classes: int,
+                      device: str = "auto") -> np.ndarray:
+        """Class probabilities of each input.
+
+        Shapes:
+            returns (n, n_classes), rows summing to 1.
+        """
+
+    def sidecar(self) -> dict:
+        """JSON-able facts learnt in ``fit`` that ``predict_proba`` needs besides the tensors (e.g. gene order)."""
+        return {}
+
+    def restore(self, sidecar: dict) -> None:
+        """Take back what :meth:`sidecar` returned, before ``predict_proba`` on a loaded state."""

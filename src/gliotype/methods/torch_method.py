@@ -1,0 +1,112 @@
+"""Base of the methods that train a torch network through :func:`gliotype.train.fit.fit_torch`."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from gliotype.cohort import Cohort
+from gliotype.methods.base import FitContext, Method, MethodConfig, Prepared
+from gliotype.prepare import get_stage, load_prepared, run_stage
+from gliotype.train.fit import accelerator, fit_torch
+
+
+class TorchConfig(MethodConfig):
+    """Training settings shared by torch methods (the paper's values where METHODS.md gives them)."""
+
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(4, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int = Field(10, ge=1, description="epochs without validation improvement before stopping")
+    class_weighting: bool = True
+    num_workers: int = Field(0, ge=0)
+
+
+class TorchMethod(Method):
+    """A method whose inputs come from cached stages and whose model is a torch ``nn.Module``.
+
+    Subclasses set ``stages`` and implement :meth:`build`, :meth:`item` and :meth:`collate`; the
+    default :meth:`logits` calls ``model(batch)``.
+    """
+
+    stages: tuple[str, ...] = ()
+
+    def stage_config(self, stage: str):
+        """The configuration of one of this method's stages, taken from matching method config fields."""
+        config_type = get_stage(stage).config_type
+        shared = {k: getattr(self.config, k) for k in config_type.model_fields if k in type(self.config).model_fields}
+        return config_type(**shared)
+
+    def prepare(self, cohort: Cohort, patient_ids, cache_dir: Path | None = None, workers: int = 1,
+                progress: bool = False) -> Prepared:
+        ready, failed = list(patient_ids), {}
+        paths: dict[str, dict[str, Path]] = {p: {} for p in patient_ids}
+        for stage in self.stages:
+            result = run_stage(stage, cohort, ready, self.stage_config(stage), cache_dir, workers, progress)
+            failed.update(result.failed)
+            ready = [p for p in ready if p in result.done]
+            for pid in ready:
+                paths[pid][stage] = result.done[pid]
+        inputs = {pid: self.item({s: load_prepared(p)[0] for s, p in paths[pid].items()}) for pid in ready}
+        fingerprint = {s: self.stage_config(s).model_dump() for s in self.stages}
+        return Prepared(inputs, failed, fingerprint)
+
+    @abstractmethod
+    def build(self, n_classes: int) -> nn.Module:
+        """A freshly initialised network."""
+
+    @abstractmethod
+    def item(self, arrays: dict[str, dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+        """One patient's tensors from the arrays of each stage."""
+
+    def collate(self, batch: list) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Stack items (dicts of equal-shape tensors) and labels."""
+        items, ys = zip(*batch)
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}, torch.tensor(ys)
+
+    def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(batch["image"])
+
+    def augment(self, batch: dict[str, torch.Tensor], y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Training-time augmentation of a batch; none by default."""
+        return batch
+
+    def fit(self, train, y_train, val, y_val, n_classes, ctx: FitContext) -> dict[str, torch.Tensor]:
+        counts = np.bincount(y_train, minlength=n_classes).astype(float)
+        weight = torch.tensor(len(y_train) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
+        if not self.config.class_weighting:
+            weight = torch.ones(n_classes)
+
+        def step(model, batch, y, training):
+            if training:
+                batch = self.augment(batch, y)
+            logits = self.logits(model, batch)
+            return nn.functional.cross_entropy(logits, y, weight=weight.to(logits.device)), logits
+
+        torch.manual_seed(ctx.seed)
+        cfg = self.config
+        weights, self.fit_summary = fit_torch(
+            self.build(n_classes), step, self.collate, train, y_train, val, y_val, work_dir=ctx.work_dir,
+            epochs=ctx.epochs or cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
+            patience=cfg.patience, seed=ctx.seed, device=ctx.device, progress=ctx.progress,
+            num_workers=cfg.num_workers, sidecar={"method": self.name})
+        return weights
+
+    @torch.no_grad()
+    def predict_proba(self, state, inputs, n_classes, device="auto") -> np.ndarray:
+        dev = "cuda" if accelerator(device) == "gpu" else "cpu"
+        model = self.build(n_classes)
+        model.load_state_dict(state)
+        model.to(dev).eval()
+        probs = []
+        for start in range(0, len(inputs), self.config.batch_size):
+            batch, _ = self.collate([(it, -1) for it in inputs[start:start + self.config.batch_size]])
+            batch = {k: v.to(dev) for k, v in batch.items()}
+            probs.append(torch.softmax(self.logits(model, batch).float(), dim=1).cpu().numpy())
+        return np.concatenate(probs).astype(np.float64)

@@ -1,0 +1,75 @@
+"""``gliotype evaluate`` and ``gliotype predict``: apply a trained run to another cohort.
+
+The model applied is the fold ensemble: the mean of the class probabilities of the model of every fold
+(each trained on its fold's training patients). No recalibration on the new cohort.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gliotype.cohort import Cohort
+from gliotype.evaluate import metrics_report
+from gliotype.methods.registry import get_spec
+from gliotype.prepare.cache import atomic_write_bytes
+from gliotype.train.checkpoint import load_checkpoint, write_json
+from gliotype.train.config import RunConfig
+from gliotype.train.runner import cohort_summary, predictions_frame, select
+
+
+def load_run(run: str | Path):
+    """The run's config, its method (configured as trained) and the (weights, sidecar) of every fold."""
+    run = Path(run)
+    if not (run / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run}: not a training run (no config.yaml); pass the --out folder of `gliotype train`")
+    cfg = RunConfig.from_yaml(run / "config.yaml")
+    spec = get_spec(cfg.method)
+    method = spec.factory(spec.config_type(**cfg.method_config))
+    paths = sorted((run / "model").glob("fold*.safetensors"))
+    if not paths:
+        raise FileNotFoundError(f"{run}/model: no fold weights; the run did not finish — rerun `gliotype train` with the same --out")
+    folds = [load_checkpoint(p, expect_method=cfg.method) for p in paths]
+    return cfg, method, folds
+
+
+def apply_run(run: str | Path, cohort_path: str | Path, *, require_label: bool, cache_dir: Path | None = None,
+              workers: int = 1, device: str = "auto", progress: bool = False):
+    """Ensemble predictions of a run on a cohort; returns (predictions frame, selection, config)."""
+    cfg, method, folds = load_run(run)
+    classes = folds[0][1]["classes"]
+    sel = select(Cohort.from_folder(cohort_path), method, cfg.target, cache_dir, workers, progress, require_label)
+    inputs = [sel.inputs[p] for p in sel.patient_ids]
+    probs = []
+    for weights, sidecar in folds:
+        method.restore(sidecar.get("method_state", {}))
+        probs.append(method.predict_proba(weights, inputs, len(classes), device))
+    prob = np.mean(probs, axis=0)
+    y_true = [classes[i] if i >= 0 else "" for i in sel.y]
+    return predictions_frame(sel.patient_ids, y_true, prob, classes, cfg.target, "ensemble"), sel, cfg
+
+
+def evaluate(run: str | Path, cohort_path: str | Path, out: str | Path, **kwargs) -> Path:
+    """Apply ``run`` to a labelled cohort; writes predictions.csv, metrics.json and cohort.json into ``out``."""
+    frame, sel, cfg = apply_run(run, cohort_path, require_label=True, **kwargs)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "predictions.csv", frame.to_csv(index=False).encode())
+    write_json(out / "cohort.json", cohort_summary(cohort_path, sel, get_spec(cfg.method).modalities))
+    n_models = len(list((Path(run) / "model").glob("fold*.safetensors")))
+    report = metrics_report(frame, sel.classes, cfg.method, cfg.target, seed=cfg.seed,
+                            extra={"model": "fold_ensemble", "n_models": n_models, "run": str(Path(run).resolve()),
+                                   "validation": "external cohort"})
+    write_json(out / "metrics.json", report)
+    return out
+
+
+def predict(run: str | Path, cohort_path: str | Path, out_csv: str | Path, **kwargs) -> pd.DataFrame:
+    """Predict every usable patient of a cohort (labels optional); writes ``out_csv``."""
+    frame, _, _ = apply_run(run, cohort_path, require_label=False, **kwargs)
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_csv, frame.to_csv(index=False).encode())
+    return frame

@@ -1,0 +1,196 @@
+"""``gliotype train``: patient-level cross-validation (or holdout) of one method, resumable, with Contract 2 files.
+
+RUN/
+  config.yaml            resolved configuration (written first; a rerun with another config is refused)
+  splits.csv             patient_id, fold, role (train / val / test)
+  cohort.json            cohort summary: patients used, class counts, modalities, skipped patients and why
+  model/fold<k>.safetensors + .json   each fold's weights and sidecar (method, config, classes, fingerprint)
+  work/fold<k>/          resumable epoch state and the fold's out-of-fold predictions
+  predictions.csv        out-of-fold predictions of every patient
+  metrics.json           metrics with stratified bootstrap CIs
+A rerun with the same RUN skips finished folds and resumes an interrupted one at its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gliotype.cohort import Cohort, validate
+from gliotype.cohort.labels import TARGETS
+from gliotype.cohort.splits import carve_validation, check_classes, holdout, kfold
+from gliotype.evaluate import metrics_report
+from gliotype.methods.base import FitContext, Method
+from gliotype.methods.registry import check_target, get_spec
+from gliotype.prepare.cache import atomic_write_bytes
+from gliotype.train.checkpoint import save_checkpoint, write_json
+from gliotype.train.config import RunConfig, method_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Selection:
+    """The patients a run uses, their class indices, and those left out with the reason."""
+
+    patient_ids: list[str]
+    y: np.ndarray
+    classes: list[str]
+    skipped: dict[str, str]
+    inputs: dict
+
+
+def select(cohort: Cohort, method: Method, target: str, cache_dir: Path | None, workers: int,
+           progress: bool, require_label: bool = True) -> Selection:
+    """Validate, keep patients with the method's modalities (and a known label), and prepare their inputs."""
+    report = validate(cohort, progress=progress)
+    classes = list(TARGETS[target])
+    skipped: dict[str, str] = {}
+    candidates = []
+    for case in cohort:
+        pid = case.patient_id
+        lacking = [m for m in method.needs if not case.has(m)]
+        if not report.usable(pid, method.needs):
+            skipped[pid] = "; ".join(str(p) for p in report.problems if p.patient_id in (pid, "*"))
+        elif lacking:
+            skipped[pid] = f"lacks {', '.join(lacking)}"
+        elif require_label and case.label(target) is None:
+            skipped[pid] = f"{target} label unknown"
+        else:
+            candidates.append(pid)
+    if not candidates:
+        lacking = {pid: why for pid, why in skipped.items()}
+        raise ValueError(f"{cohort.root}: no patient can be used by {method.name!r} for {target!r} "
+                         f"(it needs {list(method.needs)}); e.g. {dict(list(lacking.items())[:3])}")
+    prepared = method.prepare(cohort, candidates, cache_dir, workers, progress)
+    skipped.update(prepared.failed)
+    ids = [p for p in candidates if p in prepared.inputs]
+    y = np.array([classes.index(cohort[p].label(target)) if cohort[p].label(target) else -1 for p in ids], int)
+    method.fingerprint = prepared.fingerprint
+    return Selection(ids, y, classes, skipped, prepared.inputs)
+
+
+def make_splits(sel: Selection, cfg: RunConfig, validation: bool = True) -> pd.DataFrame:
+    """One row per (patient, fold) with role train / val / test; validation carved from training only."""
+    y = sel.y
+    if cfg.folds == 1 or cfg.holdout:
+        check_classes(y, sel.classes, 2, "holdout split")
+        tests = [holdout(y, cfg.holdout or 0.2, cfg.seed)]
+    else:
+        check_classes(y, sel.classes, cfg.folds, f"{cfg.folds}-fold cross-validation")
+        tests = kfold(y, cfg.folds, cfg.seed)
+    rows = []
+    for k, test in enumerate(tests):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        fit, val = carve_validation(train, y, cfg.val_fraction, cfg.seed + k) if validation else (train, train[:0])
+        check_classes(y[fit], sel.classes, 1, f"training part of fold {k}")
+        for role, idx in (("train", fit), ("val", val), ("test", test)):
+            rows += [(sel.patient_ids[i], k, role) for i in idx]
+    splits = pd.DataFrame(rows, columns=["patient_id", "fold", "role"])
+    assert_disjoint(splits)
+    return splits
+
+
+def assert_disjoint(splits: pd.DataFrame) -> None:
+    """No patient is in two roles of one fold, and each patient is tested at most once."""
+    if splits.duplicated(["patient_id", "fold"]).any():
+        raise RuntimeError("split error: a patient has two roles in one fold")
+    if splits[splits.role == "test"].patient_id.duplicated().any():
+        raise RuntimeError("split error: a patient is tested in two folds")
+
+
+def train(cohort_path: str | Path, method: str, target: str, out: str | Path, *, folds: int = 5,
+          holdout_fraction: float | None = None, epochs: int | None = None, seed: int = 0,
+          config_file: Path | None = None, overrides: dict | None = None, cache_dir: Path | None = None,
+          workers: int = 1, device: str = "auto", progress: bool = False) -> Path:
+    """Cross-validate ``method`` on a cohort and write the Contract 2 files into ``out``; returns ``out``."""
+    spec = get_spec(method)
+    check_target(spec, target)
+    mcfg = method_config(spec, config_file, overrides)
+    cfg = RunConfig(cohort=str(Path(cohort_path).resolve()), method=method, target=target, folds=folds,
+                    holdout=holdout_fraction, seed=seed, epochs=epochs, method_config=mcfg.model_dump(mode="json"))
+    out = Path(out)
+    _claim(out, cfg)
+    model = spec.factory(mcfg)
+    sel = select(Cohort.from_folder(cohort_path), model, target, cache_dir, workers, progress)
+    splits = make_splits(sel, cfg, model.uses_validation)
+    _write_once(out / "splits.csv", splits.to_csv(index=False))
+    write_json(out / "cohort.json", cohort_summary(cohort_path, sel, model.needs))
+    index = {p: i for i, p in enumerate(sel.patient_ids)}
+    frames = [run_fold(model, sel, splits[splits.fold == k], index, k, cfg, out, device, progress)
+              for k in sorted(splits.fold.unique())]
+    predictions = pd.concat(frames, ignore_index=True)
+    atomic_write_bytes(out / "predictions.csv", predictions.to_csv(index=False).encode())
+    report = metrics_report(predictions, sel.classes, method, target, seed=seed,
+                            extra={"validation": "holdout" if (folds == 1 or holdout_fraction) else f"{folds}-fold cv",
+                                   "skipped_patients": len(sel.skipped)})
+    write_json(out / "metrics.json", report)
+    return out
+
+
+def run_fold(model: Method, sel: Selection, split: pd.DataFrame, index: dict, k: int, cfg: RunConfig,
+             out: Path, device: str, progress: bool) -> pd.DataFrame:
+    """Fit fold ``k`` (or take it from disk when finished) and return its test predictions."""
+    done = out / "work" / f"fold{k}" / "predictions.csv"
+    if done.is_file() and (out / "model" / f"fold{k}.json").is_file():
+        log.info("fold %d already finished: skipping", k)
+        return pd.read_csv(done, dtype={"patient_id": str, "y_true": str, "y_pred": str})
+    ids = {role: split[split.role == role].patient_id.tolist() for role in ("train", "val", "test")}
+    data = {role: [sel.inputs[p] for p in ids[role]] for role in ids}
+    ys = {role: sel.y[[index[p] for p in ids[role]]] for role in ids}
+    ctx = FitContext(out / "work" / f"fold{k}", cfg.seed + k, cfg.epochs, device, progress, cfg.target)
+    state = model.fit(data["train"], ys["train"], data["val"], ys["val"], len(sel.classes), ctx)
+    save_checkpoint(out / "model" / f"fold{k}.safetensors", state, {
+        "method": cfg.method, "target": cfg.target, "classes": sel.classes, "fold": k,
+        "config": cfg.method_config, "preprocessing": getattr(model, "fingerprint", {}),
+        "method_state": model.sidecar(), "fit": getattr(model, "fit_summary", {}), "kind": "fold"})
+    prob = model.predict_proba(state, data["test"], len(sel.classes), device)
+    frame = predictions_frame(ids["test"], [sel.classes[i] for i in ys["test"]], prob, sel.classes, cfg.target, k)
+    atomic_write_bytes(done, frame.to_csv(index=False).encode())
+    return frame
+
+
+def predictions_frame(ids, y_true, prob: np.ndarray, classes, target: str, fold) -> pd.DataFrame:
+    """Contract 2 ``predictions.csv`` rows: patient_id, target, fold, y_true, y_pred, prob_<class>."""
+    frame = pd.DataFrame({"patient_id": ids, "target": target, "fold": fold, "y_true": y_true,
+                          "y_pred": [classes[i] for i in prob.argmax(1)]})
+    for j, c in enumerate(classes):
+        frame[f"prob_{c}"] = prob[:, j]
+    return frame
+
+
+def cohort_summary(cohort_path, sel: Selection, needs) -> dict:
+    counts = {c: int((sel.y == i).sum()) for i, c in enumerate(sel.classes)}
+    return {"cohort": str(cohort_path), "n_patients": len(sel.patient_ids), "class_counts": counts,
+            "modalities": {m: len(sel.patient_ids) for m in needs},
+            "skipped": [{"patient_id": p, "reason": r} for p, r in sorted(sel.skipped.items())]}
+
+
+def _claim(out: Path, cfg: RunConfig) -> None:
+    """Write config.yaml, or check that the one already in ``out`` describes the same run (resumption)."""
+    path = out / "config.yaml"
+    if path.is_file():
+        if not RunConfig.from_yaml(path).same_experiment(cfg):
+            raise ValueError(f"{out} already holds a run with another configuration ({path}); "
+                             "use another --out, or delete it to start over")
+        log.info("resuming the run in %s", out)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, cfg.to_yaml().encode())
+
+
+def _write_once(path: Path, text: str) -> None:
+    """Write ``path``; on a rerun it must hold the same text (the same splits), else the run is inconsistent."""
+    if path.is_file() and path.read_text() != text:
+        raise ValueError(f"{path}: the splits of this run changed since it started (cohort or labels edited?); "
+                         "start a new run with another --out")
+    atomic_write_bytes(path, text.encode())
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
