@@ -10,8 +10,10 @@ the device of the result is the device of ``pos``.
 How the work is laid out: the points of each example (``batch`` value) are scattered into a padded
 block of shape ``(B, n_max, D)`` together with a validity mask, so points are only ever compared
 with points of their own example. Distances are computed for a chunk of centres at a time, so
-the largest temporary is bounded by :data:`CHUNK_PAIRS` centre/candidate pairs (times ``D`` for
-low-dimensional inputs), whatever the number of points. Very unequal example sizes waste work
+the largest temporary is bounded by :data:`CHUNK_PAIRS` centre/candidate pairs, whatever the
+number of points. The work is still quadratic in the size of an example: this is meant for
+point clouds of up to some tens of thousands of points per example (a KD-tree wins on CPU for
+large single clouds; on a GPU the dense form is fast). Very unequal example sizes waste work
 on padding (every example is padded to the largest one), but memory stays bounded.
 
 Conventions shared with PyTorch Geometric:
@@ -40,10 +42,12 @@ __all__ = [
     "radius_graph",
 ]
 
-#: Upper bound on the number of (centre, candidate) pairs whose distances are held in memory at
-#: once. ``2**22`` pairs are 16 MiB of float32 distances (plus ``D`` times that for the exact
-#: low-dimensional difference path).
-CHUNK_PAIRS: int = 2**22
+#: Upper bound, per device type, on the number of (centre, candidate) pairs whose distances are
+#: held in memory at once (float32: 4 bytes per pair, plus about as much again in temporaries).
+#: On CPU small cache-friendly chunks are fastest (``2**18`` pairs = 1 MiB); on GPUs large chunks
+#: keep the number of kernel launches down (``2**24`` pairs = 64 MiB). Other device types use the
+#: ``"default"`` entry.
+CHUNK_PAIRS: dict[str, int] = {"cpu": 2**18, "cuda": 2**24, "default": 2**22}
 
 #: Up to this many coordinates, distances are computed exactly from coordinate differences; above
 #: it, the faster ``|x|^2 + |y|^2 - 2 x.y`` matrix-product form is used (rounding error grows with
@@ -97,8 +101,12 @@ def batched_pairwise_dist(x: Tensor, y: Tensor, *, squared: bool = True) -> Tens
         )
     d = x.shape[2]
     if d <= _EXACT_DIM_MAX:
-        out = x.new_zeros(x.shape[0], x.shape[1], y.shape[1])
-        for c in range(d):
+        if d == 0:
+            out = x.new_zeros(x.shape[0], x.shape[1], y.shape[1])
+        else:
+            diff = x[:, :, 0, None] - y[:, None, :, 0]
+            out = diff.mul_(diff)
+        for c in range(1, d):
             diff = x[:, :, c, None] - y[:, None, :, c]
             out.addcmul_(diff, diff)
     else:
@@ -156,12 +164,14 @@ class _Blocks:
         self.dense[self.batch, self.local] = pos
         self.valid = torch.zeros(self.num_graphs, self.n_max, dtype=torch.bool, device=device)
         self.valid[self.batch, self.local] = True
+        self.padded = bool((counts != self.n_max).any())
 
     def chunks(self):
         """Yield ``(g0, g1, r0, r1)``: examples ``g0:g1`` and centre rows ``r0:r1`` of each."""
+        budget = CHUNK_PAIRS.get(self.dense.device.type, CHUNK_PAIRS["default"])
         n_max = max(self.n_max, 1)
-        rows = max(1, min(n_max, CHUNK_PAIRS // n_max))
-        groups = max(1, CHUNK_PAIRS // (rows * n_max))
+        rows = max(1, min(n_max, budget // n_max))
+        groups = max(1, budget // (rows * n_max))
         for g0 in range(0, self.num_graphs, groups):
             g1 = min(g0 + groups, self.num_graphs)
             for r0 in range(0, self.n_max, rows):
@@ -171,8 +181,10 @@ class _Blocks:
         """Squared distances ``(g1-g0, r1-r0, n_max)``; +inf where the centre or candidate is
         padding."""
         d2 = batched_pairwise_dist(self.dense[g0:g1, r0:r1], self.dense[g0:g1])
-        ok = self.valid[g0:g1, r0:r1, None] & self.valid[g0:g1, None, :]
-        return d2.masked_fill_(~ok, math.inf)
+        if self.padded:
+            ok = self.valid[g0:g1, r0:r1, None] & self.valid[g0:g1, None, :]
+            d2.masked_fill_(~ok, math.inf)
+        return d2
 
     def to_global(self, g: Tensor, local: Tensor) -> Tensor:
         return self.ptr[g] + local
@@ -297,16 +309,19 @@ def radius_graph(
             diag = torch.arange(rows, device=pos.device)
             d2[:, diag, diag + r0] = math.inf
         hit = d2 < r2
+        g, i, j = torch.nonzero(hit, as_tuple=True)
         if limit is not None and limit < blocks.n_max:
-            over = hit.sum(-1) > limit  # centres with too many neighbours
-            if bool(over.any()):
+            # neighbours per centre, counted on the (short) edge list
+            count = torch.bincount(g * rows + i, minlength=(g1 - g0) * rows)
+            over = count.view(g1 - g0, rows) > limit
+            if bool(over.any()):  # keep the `limit` nearest of those centres, then redo
                 og, orow = torch.nonzero(over, as_tuple=True)
-                sub = d2[og, orow].masked_fill(~hit[og, orow], math.inf)
+                sub = d2[og, orow].masked_fill_(~hit[og, orow], math.inf)
                 order = torch.sort(sub, dim=-1, stable=True).indices[:, :limit]
                 keep = torch.zeros_like(hit[og, orow])
                 keep.scatter_(1, order, True)
                 hit[og, orow] = keep & hit[og, orow]
-        g, i, j = torch.nonzero(hit, as_tuple=True)
+                g, i, j = torch.nonzero(hit, as_tuple=True)
         g = g + g0
         dsts.append(blocks.to_global(g, i + r0))
         srcs.append(blocks.to_global(g, j))
@@ -384,26 +399,34 @@ def knn_graph(
         if not loop:
             diag = torch.arange(rows, device=pos.device)
             d2[:, diag, diag + r0] = math.inf
-        finite = torch.isfinite(d2)
-        # k-th smallest distance per centre; everything strictly below it is in, and the ties at
-        # it are filled in index order until k are taken.
-        kth = torch.topk(d2, kk, dim=-1, largest=False, sorted=True).values[..., -1:]
-        below = d2 < kth
-        tie = (d2 == kth) & finite
-        need = kk - below.sum(-1, keepdim=True)
-        take = below | (tie & (torch.cumsum(tie, -1) <= need))
-        g, i, j = torch.nonzero(take, as_tuple=True)
-        dist = d2[g, i, j]
-        # nonzero orders by (centre, index); a stable sort by distance then a stable sort by centre
-        # gives (centre, distance, index).
-        order = torch.sort(dist, stable=True).indices
-        g, i, j = g[order] + g0, i[order], j[order]
-        dsts.append(blocks.to_global(g, i + r0))
-        srcs.append(blocks.to_global(g, j))
+        # The kk nearest; one more tells whether a tie straddles the cut (then topk's choice among
+        # the tied candidates is arbitrary and those centres are redone with a stable sort).
+        kq = min(kk + 1, blocks.n_max)
+        vals, idx = torch.topk(d2, kq, dim=-1, largest=False, sorted=True)
+        if kq > kk:
+            amb = (vals[..., kk] == vals[..., kk - 1]) & torch.isfinite(vals[..., kk - 1])
+            vals, idx = vals[..., :kk], idx[..., :kk]
+            if bool(amb.any()):
+                og, orow = torch.nonzero(amb, as_tuple=True)
+                srt = torch.sort(d2[og, orow], dim=-1, stable=True)
+                vals[og, orow] = srt.values[:, :kk]
+                idx[og, orow] = srt.indices[:, :kk]
+        # order each centre's neighbours by (distance, index)
+        idx, o = torch.sort(idx, dim=-1)
+        vals = vals.gather(-1, o)
+        vals, o = torch.sort(vals, dim=-1, stable=True)
+        idx = idx.gather(-1, o)
+        ok = torch.isfinite(vals)
+        off = blocks.ptr[g0:g1, None, None]
+        centre = off + r0 + torch.arange(rows, device=pos.device)[None, :, None]
+        dsts.append(centre.expand_as(idx)[ok])
+        srcs.append((off + idx)[ok])
     src = torch.cat(srcs)
     dst = torch.cat(dsts)
-    order = torch.sort(dst, stable=True).indices
-    return _finish(src[order], dst[order], flow)
+    if len(srcs) > 1:
+        order = torch.sort(dst, stable=True).indices
+        src, dst = src[order], dst[order]
+    return _finish(src, dst, flow)
 
 
 # --------------------------------------------------------------------------------------------
