@@ -23,3 +23,43 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return SHARED_DATA
+
+
+def write_tiny_mri_cohort(root: Path, n: int = 16, seed: int = 0, shape=(20, 20, 20)) -> Path:
+    """A fast hand-made cohort: brains of noise, a spherical tumour whose T2 is bright when IDH-mutant.
+
+    Every patient has t1n/t1c/t2w/t2f/seg on one 3 mm grid, labels idh/codel/grade and an RNA row in
+    which gene G0 carries IDH (so MRI and RNA methods both have a known signal).
+    """
+    import nibabel as nib
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1)
+    rows, rna = ["patient_id,idh,codel_1p19q,grade"], ["patient_id\t" + "\t".join(f"G{g}" for g in range(6))]
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        pid, mutant = f"P{i:03d}", i % 2 == 1
+        folder = root / pid
+        folder.mkdir()
+        centre = rng.uniform(7, 13, 3)
+        tumour = ((grid - centre) ** 2).sum(-1) <= rng.uniform(2.5, 4) ** 2
+        for seq in ("t1n", "t1c", "t2w", "t2f"):
+            img = rng.normal(100, 10, shape).astype(np.float32)
+            if seq == "t2w":
+                img[tumour] += 60 if mutant else -20
+            nib.save(nib.Nifti1Image(img, affine), str(folder / f"{pid}-{seq}.nii.gz"))
+        seg = np.where(tumour, 1, 0).astype(np.uint8)
+        nib.save(nib.Nifti1Image(seg, affine), str(folder / f"{pid}-seg.nii.gz"))
+        rows.append(f"{pid},{'mutant' if mutant else 'wildtype'},intact,{3 if mutant else 4}")
+        genes = rng.normal(0, 1, 6) + np.array([2.0 if mutant else -2.0, 0, 0, 0, 0, 0])
+        rna.append(pid + "\t" + "\t".join(f"{v:.4f}" for v in genes))
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    (root / "rnaseq.tsv").write_text("\n".join(rna) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_mri_cohort(tmp_path_factory) -> Path:
+    return write_tiny_mri_cohort(tmp_path_factory.mktemp("tiny") / "cohort")

@@ -40,7 +40,10 @@ def command(fn):
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log what the library does")] = False):
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lightning").setLevel(level)
+    logging.getLogger("lightning.pytorch").setLevel(level)
 
 
 @command

@@ -122,7 +122,7 @@ def train(cohort_path: str | Path, method: str, target: str, out: str | Path, *,
     _write_once(out / "splits.csv", splits.to_csv(index=False))
     write_json(out / "cohort.json", cohort_summary(cohort_path, sel, model.needs))
     index = {p: i for i, p in enumerate(sel.patient_ids)}
-    frames = [run_fold(model, sel, splits[splits.fold == k], index, k, cfg, out, device, progress)
+    frames = [run_fold(model, sel, splits[splits.fold == k], index, int(k), cfg, out, device, progress)
               for k in sorted(splits.fold.unique())]
     predictions = pd.concat(frames, ignore_index=True)
     atomic_write_bytes(out / "predictions.csv", predictions.to_csv(index=False).encode())

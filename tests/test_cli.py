@@ -1,0 +1,55 @@
+"""The console script, run in-process: exit codes and the one-line errors of Contract 2."""
+
+import json
+
+from typer.testing import CliRunner
+
+from gliotype.cli import app
+
+runner = CliRunner()
+
+
+def test_validate_prints_the_table_and_exits_0(tiny_mri_cohort):
+    result = runner.invoke(app, ["validate", str(tiny_mri_cohort)])
+    assert result.exit_code == 0, result.output
+    assert "P000" in result.output and "16 of 16 patients usable; 0 problems" in result.output
+
+
+def test_validate_of_a_missing_folder_is_one_error_line(tmp_path):
+    result = runner.invoke(app, ["validate", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "not a cohort folder" in result.output
+
+
+def test_usage_error_exits_2():
+    assert runner.invoke(app, ["train"]).exit_code == 2
+
+
+def test_methods_lists_the_registry():
+    result = runner.invoke(app, ["methods"])
+    assert result.exit_code == 0 and "densenet3d" in result.output and "rnaseq-lr" in result.output
+
+
+def test_train_unknown_method_lists_known_ones(tiny_mri_cohort, tmp_path):
+    result = runner.invoke(app, ["train", str(tiny_mri_cohort), "--method", "densenet", "--target", "idh",
+                                 "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "did you mean 'densenet3d'" in result.output
+
+
+def test_train_evaluate_predict_report(tiny_mri_cohort, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(tiny_mri_cohort), "--method", "rnaseq-lr", "--target", "idh",
+                                 "--folds", "4", "--out", str(run), "--set", "C=1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "metrics.json").read_text())["metrics"]["auc"]["value"] >= 0.95
+    assert "C: 1" in (run / "config.yaml").read_text()
+    assert runner.invoke(app, ["evaluate", str(run), str(tiny_mri_cohort), "--out", str(tmp_path / "ext")]).exit_code == 0
+    assert runner.invoke(app, ["predict", str(run), str(tiny_mri_cohort), "--out", str(tmp_path / "p.csv")]).exit_code == 0
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 17
+    result = runner.invoke(app, ["report", str(run), str(tmp_path / "ext"), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 0 and (tmp_path / "r.html").stat().st_size > 10_000
+
+
+def test_prepare_reports_counts(tiny_mri_cohort, tmp_path):
+    result = runner.invoke(app, ["prepare", str(tiny_mri_cohort), "--cache", str(tmp_path / "cache"), "--stages", "tumour_image"])
+    assert result.exit_code == 0 and "tumour_image: 16 patients ready (16 built, 0 cached), 0 failed" in result.output
