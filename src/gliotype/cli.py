@@ -193,7 +193,7 @@ def report(runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="ru
 
 @command
 def demo(out_dir: Annotated[Path, typer.Option("--out", help="folder for the cohort, runs and report")] = Path("demo-out"),
-         patients: Annotated[int, typer.Option(min=12, help="synthetic patients")] = 48):
+         patients: Annotated[int, typer.Option(min=12, help="synthetic patients")] = 40):
     """The whole flow on a synthetic cohort: synth, validate, prepare, train, evaluate, report."""
     from gliotype.demo import run_demo
 

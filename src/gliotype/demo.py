@@ -24,7 +24,7 @@ DEMO_RUNS: list[tuple[str, str, dict]] = [
 """Method issues add their method here."""
 
 
-def run_demo(out: str | Path, patients: int = 48, seed: int = 0, say: Callable[[str], None] = lambda _: None) -> Path:
+def run_demo(out: str | Path, patients: int = 40, seed: int = 0, say: Callable[[str], None] = lambda _: None) -> Path:
     """Run the demo into ``out``; returns the report path. ``say`` receives one line per step."""
     out = Path(out)
     cohort_dir, external_dir = out / "cohort", out / "external"

@@ -9,6 +9,7 @@ GPU, and under DDP (Lightning's strategy), the device chosen at run time.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,7 +127,9 @@ def fit_torch(model: nn.Module, step: Callable, collate: Callable, train: list, 
         trainer = L.Trainer(max_epochs=remaining, accelerator=accelerator(device), devices=1, logger=False,
                             enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
                             num_sanity_val_steps=0, callbacks=callbacks, deterministic="warn")
-        trainer.fit(module, *loaders)
+        with warnings.catch_warnings():  # Lightning's own deprecation chatter, not the user's concern
+            warnings.filterwarnings("ignore", message=r".*(LeafSpec|does not have many workers|deterministic).*")
+            trainer.fit(module, *loaders)
         summary.update(epochs_run=state.epoch, best_val_loss=state.best)
     best_weights, best_meta = load_checkpoint(work_dir / "best.safetensors")
     summary.setdefault("epochs_run", start)
