@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from gliotype.nn.graph import fps, knn_graph, radius_graph
+from gliotype.nn import fps, knn_graph, radius_graph
 
 K = 16
 RATIO = 0.25

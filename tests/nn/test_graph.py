@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-import gliotype.nn.graph as graph_mod
+import gliotype.nn._blocks as blocks_mod
 from gliotype.nn import fps, knn_graph, radius_graph
 from gliotype.nn.graph import batched_pairwise_dist
 
@@ -97,8 +97,8 @@ def test_chunked_equals_unchunked(monkeypatch, budget):
     batch = torch.tensor([0] * 40 + [1] * 20 + [2] * 30)
     full = radius_graph(pos, 0.3, batch, max_num_neighbors=5)
     knn_full = knn_graph(pos, 4, batch)
-    small = dict.fromkeys(graph_mod.CHUNK_PAIRS, budget)
-    monkeypatch.setattr(graph_mod, "CHUNK_PAIRS", small)
+    small = dict.fromkeys(blocks_mod.CHUNK_PAIRS, budget)
+    monkeypatch.setattr(blocks_mod, "CHUNK_PAIRS", small)
     assert torch.equal(radius_graph(pos, 0.3, batch, max_num_neighbors=5), full)
     assert torch.equal(knn_graph(pos, 4, batch), knn_full)
 

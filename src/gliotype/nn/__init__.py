@@ -1,5 +1,6 @@
 """Neural-network building blocks."""
 
-from gliotype.nn.graph import fps, knn_graph, radius_graph
+from gliotype.nn.fps import fps
+from gliotype.nn.graph import knn_graph, radius_graph
 
 __all__ = ["fps", "knn_graph", "radius_graph"]
