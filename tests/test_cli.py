@@ -53,3 +53,17 @@ def test_train_evaluate_predict_report(tiny_mri_cohort, tmp_path):
 def test_prepare_reports_counts(tiny_mri_cohort, tmp_path):
     result = runner.invoke(app, ["prepare", str(tiny_mri_cohort), "--cache", str(tmp_path / "cache"), "--stages", "tumour_image"])
     assert result.exit_code == 0 and "tumour_image: 16 patients ready (16 built, 0 cached), 0 failed" in result.output
+
+
+def test_synth_then_validate_shows_every_modality(tmp_path):
+    result = runner.invoke(app, ["synth", str(tmp_path / "c"), "--patients", "2", "--seed", "1", "--signal", "perfusion=0"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["validate", str(tmp_path / "c")])
+    assert result.exit_code == 0 and "2 of 2 patients usable; 0 problems" in result.output
+    row = next(line for line in result.output.splitlines() if "SYN-0001" in line)
+    assert row.count("✓") == 9  # t1n t1c t2w t2f seg dsc fa histology rnaseq
+
+
+def test_synth_bad_signal_names_the_keys(tmp_path):
+    result = runner.invoke(app, ["synth", str(tmp_path / "c"), "--patients", "2", "--signal", "perfussion=1"])
+    assert result.exit_code == 1 and "perfussion" in result.output and "perfusion" in result.output
