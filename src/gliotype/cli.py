@@ -108,7 +108,6 @@ def prepare(
     for name in methods or []:
         wanted += list(getattr(create_method(name), "stages", ()))
     wanted = list(dict.fromkeys(wanted or STAGES))
-    failed = 0
     for name in wanted:
         stage = get_stage(name)
         ids = [c.patient_id for c in data if all(c.has(m) for m in stage.needs)]
@@ -117,7 +116,6 @@ def prepare(
                   f"{len(result.done) - result.built} cached), {len(result.failed)} failed")
         for pid, why in result.failed.items():
             err.print(f"[yellow]skipped[/] {pid}: {why}", highlight=False, soft_wrap=True)
-        failed += len(result.failed)
 
 
 @command

@@ -115,11 +115,7 @@ def fit_torch(model: nn.Module, step: Callable, collate: Callable, train: list, 
     remaining = epochs - start
     if remaining > 0 and wait < patience:
         state = EpochState(work_dir, patience, len(val), start, best, wait, sidecar)
-        if opt_state is not None:
-            state_restore = _OptimizerRestore(*opt_state)
-            callbacks = [state_restore, state]
-        else:
-            callbacks = [state]
+        callbacks = [state] if opt_state is None else [_OptimizerRestore(*opt_state), state]
         generator = torch.Generator().manual_seed(seed + start)
         loaders = [DataLoader(ItemDataset(train, y_train), batch_size=batch_size, shuffle=True, collate_fn=collate,
                               generator=generator, num_workers=num_workers, drop_last=len(train) > batch_size),

@@ -13,7 +13,6 @@ A rerun with the same RUN skips finished folds and resumes an interrupted one at
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +63,8 @@ def select(cohort: Cohort, method: Method, target: str, cache_dir: Path | None, 
         else:
             candidates.append(pid)
     if not candidates:
-        lacking = {pid: why for pid, why in skipped.items()}
         raise ValueError(f"{cohort.root}: no patient can be used by {method.name!r} for {target!r} "
-                         f"(it needs {list(method.needs)}); e.g. {dict(list(lacking.items())[:3])}")
+                         f"(it needs {list(method.needs)}); e.g. {dict(list(skipped.items())[:3])}")
     prepared = method.prepare(cohort, candidates, cache_dir, workers, progress)
     skipped.update(prepared.failed)
     ids = [p for p in candidates if p in prepared.inputs]
@@ -190,7 +188,3 @@ def _write_once(path: Path, text: str) -> None:
         raise ValueError(f"{path}: the splits of this run changed since it started (cohort or labels edited?); "
                          "start a new run with another --out")
     atomic_write_bytes(path, text.encode())
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
