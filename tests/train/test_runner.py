@@ -97,3 +97,14 @@ def test_a_method_without_its_modality_names_it(tmp_path):
     (tmp_path / "rnaseq.tsv").write_text("patient_id\tG1\nA\t1\nB\t2\n")
     with pytest.raises(ValueError, match=r"no patient can be used by 'cnn3d'.*needs \['mri', 'seg'\].*lacks mri, seg"):
         train(tmp_path, "cnn3d", "idh", tmp_path / "run")
+
+
+def test_holdout_and_config_file(tiny_mri_cohort, tmp_path):
+    (tmp_path / "lr.yaml").write_text("C: 2.0\nclip: null\n")
+    run = train(tiny_mri_cohort, "rnaseq-svm", "idh", tmp_path / "run", folds=1, holdout_fraction=0.25,
+                config_file=tmp_path / "lr.yaml")
+    splits = pd.read_csv(run / "splits.csv")
+    assert (splits.fold == 0).all() and (splits.role == "test").sum() == 4 and (splits.role == "train").sum() == 12
+    config = (run / "config.yaml").read_text()
+    assert "C: 2.0" in config and "clip: null" in config and "holdout: 0.25" in config
+    assert len(pd.read_csv(run / "predictions.csv")) == 4

@@ -61,14 +61,23 @@ class RnaseqLR(Method):
         x = x.loc[:, x.notna().all() & (x.var() > self.config.min_variance)]
         self.genes = list(x.columns)
         mean, scale = x.mean().to_numpy(), x.std(ddof=0).to_numpy().copy()
+        params = self.fit_model(self._clip((x.to_numpy() - mean) / scale), y_train, n_classes)
+        return {k: torch.tensor(np.asarray(v), dtype=torch.float64) for k, v in
+                {"mean": mean, "scale": scale, **params}.items()}
+
+    def fit_model(self, z: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
+        """Fit the classifier on standardised genes; returns its parameters as arrays.
+
+        Shapes:
+            z: (n, genes), y: (n,) -> coef (n_classes, genes), intercept (n_classes,).
+        """
         model = LogisticRegression(C=self.config.C, max_iter=self.config.max_iter,
                                    class_weight="balanced" if self.config.class_weight else None)
-        model.fit(self._clip((x.to_numpy() - mean) / scale), y_train)
+        model.fit(z, y)
         coef, intercept = model.coef_, model.intercept_
         if n_classes == 2:  # sklearn keeps one row for binary problems: expand to one per class
             coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
-        return {k: torch.tensor(np.asarray(v), dtype=torch.float64) for k, v in
-                {"mean": mean, "scale": scale, "coef": coef, "intercept": intercept}.items()}
+        return {"coef": coef, "intercept": intercept}
 
     def predict_proba(self, state, inputs, n_classes, device="auto") -> np.ndarray:
         x = pd.DataFrame(inputs).reindex(columns=self.genes)
@@ -78,7 +87,11 @@ class RnaseqLR(Method):
                              f"(e.g. {list(lacking[:5])}); use the same gene panel as the training cohort")
         s = {k: v.numpy() for k, v in state.items()}
         z = self._clip(np.nan_to_num((x.to_numpy() - s["mean"]) / s["scale"]))  # a missing gene sits at the mean
-        logits = z @ s["coef"].T + s["intercept"]
+        return self.model_proba(s, z)
+
+    def model_proba(self, params: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
+        """Class probabilities from the parameters of :meth:`fit_model`; (n, genes) -> (n, n_classes)."""
+        logits = z @ params["coef"].T + params["intercept"]
         logits -= logits.max(1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(1, keepdims=True)
