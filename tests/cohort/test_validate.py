@@ -116,3 +116,9 @@ def test_real_rnaseq_cohort_has_no_folders(shared_data):
     assert all(c.has("rnaseq") and not c.has("mri") for c in cohort)
     table = cohort.rnaseq()
     assert table.shape == (200, 1545) and table.columns[0] == "patient_id"
+
+
+def test_validating_only_some_modalities_leaves_the_others_unopened(bad_cohort):
+    report = validate(Cohort.from_folder(bad_cohort), modalities=["dsc"])
+    flagged = {p.patient_id for p in report.problems if p.modality not in ("labels", None)}
+    assert flagged == {"DSC3D"}  # the broken t2w / t2f / seg / t1n files were not read

@@ -48,11 +48,15 @@ class ValidationReport:
         return bool(self.usable_ids)
 
 
-def validate(cohort: Cohort, progress: bool = False) -> ValidationReport:
-    """Open every image of every case and collect problems (the cohort's own reading problems included)."""
+def validate(cohort: Cohort, progress: bool = False, modalities: Iterable[str] | None = None) -> ValidationReport:
+    """Open the files of every case and collect problems (the cohort's own reading problems included).
+
+    Args:
+        modalities: only open these (``mri`` = the four sequences); ``None`` opens everything.
+    """
     report = ValidationReport(cohort, list(cohort.problems))
     for case in _progress(cohort, progress):
-        report.problems.extend(check_case(case))
+        report.problems.extend(check_case(case, modalities))
     log.info("validated %s: %d usable of %d", cohort.root, len(report.usable_ids), len(cohort))
     return report
 
@@ -65,17 +69,20 @@ def _progress(cohort: Cohort, progress: bool):
     return track(list(cohort), description="validating", transient=True)
 
 
-def check_case(case: Case) -> list[Problem]:
-    """Every problem of one case's image and histology files."""
+def check_case(case: Case, modalities: Iterable[str] | None = None) -> list[Problem]:
+    """Every problem of one case's image and histology files (only ``modalities`` when given)."""
+    wanted = layout.expand(modalities) if modalities is not None else set(layout.MODALITIES)
     problems: list[Problem] = []
     grids: dict[str, Grid] = {}
     for modality, path in case.images.items():
+        if modality not in wanted:
+            continue
         try:
             grids[modality] = _check_image(modality, path)
         except ImageError as err:
             problems.append(Problem(case.patient_id, path.name, str(err).removeprefix(f"{path.name}: "), modality))
     problems.extend(_check_grids(case, grids))
-    for path in case.histology:
+    for path in case.histology if "histology" in wanted else []:
         message = _check_histology(path)
         if message:
             problems.append(Problem(case.patient_id, f"histology/{path.name}", message, "histology"))

@@ -37,7 +37,7 @@ def load_run(run: str | Path):
 
 def apply_run(run: str | Path, cohort_path: str | Path, *, require_label: bool, cache_dir: Path | None = None,
               workers: int = 1, device: str = "auto", progress: bool = False):
-    """Ensemble predictions of a run on a cohort; returns (predictions frame, selection, config)."""
+    """Ensemble predictions of a run on a cohort; returns (predictions frame, selection, config, number of models)."""
     cfg, method, folds = load_run(run)
     classes = folds[0][1]["classes"]
     sel = select(Cohort.from_folder(cohort_path), method, cfg.target, cache_dir, workers, progress, require_label)
@@ -48,17 +48,17 @@ def apply_run(run: str | Path, cohort_path: str | Path, *, require_label: bool, 
         probs.append(method.predict_proba(weights, inputs, len(classes), device))
     prob = np.mean(probs, axis=0)
     y_true = [classes[i] if i >= 0 else "" for i in sel.y]
-    return predictions_frame(sel.patient_ids, y_true, prob, classes, cfg.target, "ensemble"), sel, cfg
+    frame = predictions_frame(sel.patient_ids, y_true, prob, classes, cfg.target, "ensemble")
+    return frame, sel, cfg, len(folds)
 
 
 def evaluate(run: str | Path, cohort_path: str | Path, out: str | Path, **kwargs) -> Path:
     """Apply ``run`` to a labelled cohort; writes predictions.csv, metrics.json and cohort.json into ``out``."""
-    frame, sel, cfg = apply_run(run, cohort_path, require_label=True, **kwargs)
+    frame, sel, cfg, n_models = apply_run(run, cohort_path, require_label=True, **kwargs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "predictions.csv", frame.to_csv(index=False).encode())
     write_json(out / "cohort.json", cohort_summary(cohort_path, sel, get_spec(cfg.method).modalities))
-    n_models = len(list((Path(run) / "model").glob("fold*.safetensors")))
     report = metrics_report(frame, sel.classes, cfg.method, cfg.target, seed=cfg.seed,
                             extra={"model": "fold_ensemble", "n_models": n_models, "run": str(Path(run).resolve()),
                                    "validation": "external cohort"})
@@ -68,7 +68,7 @@ def evaluate(run: str | Path, cohort_path: str | Path, out: str | Path, **kwargs
 
 def predict(run: str | Path, cohort_path: str | Path, out_csv: str | Path, **kwargs) -> pd.DataFrame:
     """Predict every usable patient of a cohort (labels optional); writes ``out_csv``."""
-    frame, _, _ = apply_run(run, cohort_path, require_label=False, **kwargs)
+    frame, *_ = apply_run(run, cohort_path, require_label=False, **kwargs)
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out_csv, frame.to_csv(index=False).encode())

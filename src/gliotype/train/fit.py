@@ -78,8 +78,7 @@ class EpochState(L.Callback):
             return
         self.epoch += 1
         val = sum(module.val_losses) / self.n_val if module.val_losses else float("nan")
-        improved = not np.isfinite(self.best) or val < self.best - 1e-6 or not np.isfinite(val)
-        if improved:
+        if not np.isfinite(val) or val < self.best - 1e-6:  # no validation patients: keep the latest weights
             self.best, self.wait = (val if np.isfinite(val) else self.best), 0
             save_checkpoint(self.work_dir / "best.safetensors", module.model.state_dict(),
                             {**self.sidecar, "epoch": self.epoch, "val_loss": val})

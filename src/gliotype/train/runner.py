@@ -47,7 +47,7 @@ class Selection:
 def select(cohort: Cohort, method: Method, target: str, cache_dir: Path | None, workers: int,
            progress: bool, require_label: bool = True) -> Selection:
     """Validate, keep patients with the method's modalities (and a known label), and prepare their inputs."""
-    report = validate(cohort, progress=progress)
+    report = validate(cohort, progress=progress, modalities=method.needs)
     classes = list(TARGETS[target])
     skipped: dict[str, str] = {}
     candidates = []
