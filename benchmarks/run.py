@@ -44,6 +44,7 @@ REGISTRY = [
     "bench_train",      # densenet3d-train / -infer: patients/s at 32^3 and 64^3
     "bench_rnaseq",     # rnaseq-lr-fit: seconds per fold, 200 x 1544
     "bench_graph_ops",  # graph: radius_graph, knn_graph, fps vs bench_graph's references
+    "bench_pointgnn",   # pointgnn-train / -infer: GeometricLearner clouds/s, 512 points, batch 8
 ]
 
 
