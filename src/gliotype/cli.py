@@ -54,14 +54,22 @@ def synth(
     size: Annotated[str, typer.Option(help="small (2 mm, seconds per patient) or full (BraTS 240x240x155, 1 mm)")] = "small",
     signal: Annotated[Optional[str], typer.Option(help="per-modality signal strength, e.g. geometry=1,perfusion=0")] = None,
     timepoints: Annotated[Optional[int], typer.Option(help="DSC time points (default: 45-60 per patient)")] = None,
+    skip: Annotated[Optional[str], typer.Option(help="leave out some of fa,dsc,histology (faster; other files unchanged)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="processes rendering patients in parallel")] = 1,
 ):
     """Write a synthetic cohort (every modality of Contract 1) with genotype effects planted per modality."""
     from gliotype.cohort.synth import parse_signal, synthesize
 
     if size not in ("small", "full"):
         raise typer.BadParameter(f"--size must be 'small' or 'full', not {size!r}")
+    from gliotype.cohort.synth.patient import OPTIONAL
+
+    left_out = {m.strip() for m in (skip or "").split(",") if m.strip()}
+    if left_out - set(OPTIONAL):
+        raise typer.BadParameter(f"--skip takes some of {', '.join(OPTIONAL)}, not {sorted(left_out - set(OPTIONAL))}")
     path = synthesize(out_dir, n_patients=patients, seed=seed, size=size,
-                      signal=parse_signal(signal) if signal else None, n_timepoints=timepoints, progress=True)
+                      signal=parse_signal(signal) if signal else None, n_timepoints=timepoints, progress=True,
+                      optional=[m for m in OPTIONAL if m not in left_out], workers=workers)
     out.print(f"wrote {patients} synthetic patients to {path}")
 
 

@@ -189,6 +189,19 @@ def test_same_seed_gives_identical_bytes(signal_on, tmp_path):
     assert first == reference  # a patient does not depend on the cohort size either
 
 
+def test_skipping_modalities_in_parallel_leaves_the_other_files_unchanged(signal_on, tmp_path):
+    lean = synthesize(tmp_path, n_patients=2, seed=SEED, signal={"perfusion": 0.0}, n_timepoints=T,
+                      optional=(), workers=2)
+    files = _hashes(lean)
+    assert sorted({k.rsplit("-", 1)[-1] for k in files}) == ["seg.nii.gz", "t1c.nii.gz", "t1n.nii.gz", "t2f.nii.gz",
+                                                           "t2w.nii.gz"]
+    assert files == {k: v for k, v in _hashes(signal_on).items() if k in files}
+    assert (lean / "labels.csv").read_text().splitlines() == (signal_on / "labels.csv").read_text().splitlines()[:3]
+    assert len(files) == 10
+    with pytest.raises(ValueError, match="optional modalities"):
+        synthesize(tmp_path / "x", n_patients=1, optional=("perfusion",))
+
+
 def test_other_seed_differs(signal_on, other_seed):
     ours, theirs = _hashes(signal_on), _hashes(other_seed)
     shared = set(ours) & set(theirs)

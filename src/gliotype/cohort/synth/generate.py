@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -16,11 +17,23 @@ from gliotype.cohort.synth.genotype import CNV_GENES
 from gliotype.cohort.synth.grids import check_size, dsc_grid, structural_grid
 from gliotype.cohort.synth.network import AWAY_RHO, TRACT_GROUPS
 from gliotype.cohort.synth.params import PatientParams, make_params
-from gliotype.cohort.synth.patient import write_patient
+from gliotype.cohort.synth.patient import OPTIONAL, write_patient
 from gliotype.cohort.synth.signal import resolve_signal
 
 logger = logging.getLogger(__name__)
 VERSION = "1.0"
+
+
+class _Serial:
+    """The in-process stand-in for a process pool (``map`` only)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    map = staticmethod(map)
 
 
 def _check_args(n_patients: int, seed: int, n_timepoints: int | None) -> None:
@@ -99,6 +112,8 @@ def synthesize(
     signal: Mapping[str, float] | None = None,
     n_timepoints: int | None = None,
     progress: bool = False,
+    optional: Sequence[str] = OPTIONAL,
+    workers: int = 1,
 ) -> Path:
     """Write a synthetic glioma cohort in the Contract 1 layout.
 
@@ -117,6 +132,9 @@ def synthesize(
         signal: Per-modality label signal in [0, 1] (keys of ``SIGNAL_KEYS``; missing keys 1.0).
         n_timepoints: DSC length; ``None`` draws 45-60 per patient.
         progress: Log one INFO line per patient.
+        optional: Which of ``fa``, ``dsc``, ``histology`` to write (default all); leaving some out is
+            faster and changes none of the other files.
+        workers: Processes rendering patients in parallel (the files do not depend on it).
 
     Returns:
         The output folder as a :class:`~pathlib.Path`.
@@ -126,24 +144,29 @@ def synthesize(
     """
     check_size(size)
     _check_args(n_patients, seed, n_timepoints)
+    unknown = set(optional) - set(OPTIONAL)
+    if unknown:
+        raise ValueError(f"optional modalities {sorted(unknown)} unknown; choose among {', '.join(OPTIONAL)}")
     resolved = resolve_signal(signal)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     space = rnaseq.make_gene_space(seed)
     labels, rna, patients = [], [], {}
-    for index in range(int(n_patients)):
-        params = make_params(int(seed), index, resolved, n_timepoints)
-        rendered = write_patient(root, params, size)
-        rows, specific = _rna_rows(params, space, int(seed))
-        labels.append(_label_row(params))
-        rna += rows
-        patients[params.patient_id] = _patient_truth(params, rendered, specific)
-        if progress:
-            logger.info("synthesised %s (%d/%d)", params.patient_id, index + 1, n_patients)
+    drawn = [make_params(int(seed), index, resolved, n_timepoints) for index in range(int(n_patients))]
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
+        written = pool.map(write_patient, [root] * len(drawn), drawn, [size] * len(drawn), [tuple(optional)] * len(drawn))
+        for index, (params, rendered) in enumerate(zip(drawn, written)):
+            rows, specific = _rna_rows(params, space, int(seed))
+            labels.append(_label_row(params))
+            rna += rows
+            patients[params.patient_id] = _patient_truth(params, rendered, specific)
+            if progress:
+                logger.info("synthesised %s (%d/%d)", params.patient_id, index + 1, n_patients)
     io.write_table(root / "labels.csv", pd.DataFrame(labels))
     io.write_table(root / "rnaseq.tsv", pd.DataFrame(rna), sep="\t")
     io.write_table(root / "ppi.csv", rnaseq.ppi_table(space, int(seed)))
     meta = _header(seed, size, resolved, n_timepoints, n_patients, space)
+    meta["optional_modalities"] = list(optional)
     meta["patients"] = patients
     io.write_json(root / "synth.json", meta)
     return root

@@ -19,7 +19,13 @@ TILES_PER_SAMPLE = 2
 SLIDE_SIDE = 2048
 
 
-def _write_images(folder: Path, params: PatientParams, size: str, rng: np.random.Generator) -> dict:
+OPTIONAL = ("fa", "dsc", "histology")
+"""Modalities that can be left out to synthesise faster; the structural MRI, mask and RNA are always written,
+and are the same bytes with or without the others (they are rendered first)."""
+
+
+def _write_images(folder: Path, params: PatientParams, size: str, rng: np.random.Generator,
+                  optional: frozenset[str]) -> dict:
     pid = params.patient_id
     grid = structural_grid(size)
     tissue = render_tissue(grid, params.jitter)
@@ -30,19 +36,22 @@ def _write_images(folder: Path, params: PatientParams, size: str, rng: np.random
         io.write_nifti(folder / f"{pid}-{seq}.nii.gz", images[seq], grid.affine)
     del images
     io.write_nifti(folder / f"{pid}-seg.nii.gz", lesion.seg, grid.affine)
-    io.write_nifti(folder / f"{pid}-fa.nii.gz", render_fa(grid, tissue, lesion, disrupt, rng), grid.affine)
-    dgrid = dsc_grid(size)
-    if dgrid.shape != grid.shape or not np.allclose(dgrid.affine, grid.affine):
-        tissue = render_tissue(dgrid, params.jitter)
-        lesion_d = render_lesion(dgrid, params, tissue)
-    else:
-        lesion_d = lesion
-    series = render_dsc(dgrid, tissue, lesion_d, params.effects["perfusion"], params.n_timepoints, rng)
-    io.write_nifti(folder / f"{pid}-dsc.nii.gz", series, dgrid.affine, tr_s=TR_S)
+    truth = {"tumour_centre_mm": lesion.centre_mm.round(3).tolist(),
+             "tumour_centre_voxel": lesion.centre_voxel.round(3).tolist()}
+    if "fa" in optional:
+        io.write_nifti(folder / f"{pid}-fa.nii.gz", render_fa(grid, tissue, lesion, disrupt, rng), grid.affine)
+    if "dsc" in optional:
+        dgrid = dsc_grid(size)
+        if dgrid.shape != grid.shape or not np.allclose(dgrid.affine, grid.affine):
+            tissue = render_tissue(dgrid, params.jitter)
+            lesion_d = render_lesion(dgrid, params, tissue)
+        else:
+            lesion_d = lesion
+        series = render_dsc(dgrid, tissue, lesion_d, params.effects["perfusion"], params.n_timepoints, rng)
+        io.write_nifti(folder / f"{pid}-dsc.nii.gz", series, dgrid.affine, tr_s=TR_S)
+        truth["dsc_tumour_centre_voxel"] = lesion_d.centre_voxel.round(3).tolist()
     return {
-        "tumour_centre_mm": lesion.centre_mm.round(3).tolist(),
-        "tumour_centre_voxel": lesion.centre_voxel.round(3).tolist(),
-        "dsc_tumour_centre_voxel": lesion_d.centre_voxel.round(3).tolist(),
+        **truth,
         "voxels": {
             "necrosis_or_nonenhancing": int((lesion.seg == NECROSIS).sum()),
             "oedema": int((lesion.seg == OEDEMA).sum()),
@@ -70,13 +79,14 @@ def _write_histology(folder: Path, params: PatientParams, size: str, rng: np.ran
     return names
 
 
-def write_patient(out: Path, params: PatientParams, size: str) -> dict:
+def write_patient(out: Path, params: PatientParams, size: str, optional=OPTIONAL) -> dict:
     """Render patient ``params`` at ``size`` and write its folder under ``out``.
 
     Args:
         out: Cohort root.
         params: The patient's draws.
         size: ``"small"`` or ``"full"``.
+        optional: Which of :data:`OPTIONAL` to write.
 
     Returns:
         Ground truth for ``synth.json`` (tumour centre, voxel counts, histology files).
@@ -84,6 +94,6 @@ def write_patient(out: Path, params: PatientParams, size: str) -> dict:
     folder = out / params.patient_id
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(params.render_seed)
-    truth = _write_images(folder, params, size, rng)
-    truth["histology_files"] = _write_histology(folder, params, size, rng)
+    truth = _write_images(folder, params, size, rng, frozenset(optional))
+    truth["histology_files"] = _write_histology(folder, params, size, rng) if "histology" in optional else []
     return truth
