@@ -80,6 +80,12 @@ class Method(ABC):
             returns (n, n_classes), rows summing to 1.
         """
 
+    def predict_heads(self, state: dict[str, torch.Tensor], inputs: list[Any], n_classes: int,
+                      device: str = "auto") -> dict[str, np.ndarray]:
+        """The prediction (key ``"prediction"``, as :meth:`predict_proba`) and the probabilities of any other
+        head of a multi-head model (e.g. ``colearn``'s ``cnn`` and ``gnn``), each (n, n_classes)."""
+        return {"prediction": self.predict_proba(state, inputs, n_classes, device)}
+
     def sidecar(self) -> dict:
         """JSON-able facts learnt in ``fit`` that ``predict_proba`` needs besides the tensors (e.g. gene order)."""
         return {}

@@ -33,6 +33,9 @@ class Image3DMethod(TorchMethod):
     def item(self, arrays):
         return {"image": torch.from_numpy(arrays["tumour_image"]["image"].astype(np.float32))}
 
+    def image_learner(self, model: nn.Module) -> nn.Module:
+        return model
+
 
 @register_method("densenet3d", config=Image3DConfig, modalities=("mri", "seg"))
 class DenseNet3D(Image3DMethod):

@@ -31,8 +31,10 @@ class TorchConfig(MethodConfig):
 class TorchMethod(Method):
     """A method whose inputs come from cached stages and whose model is a torch ``nn.Module``.
 
-    Subclasses set ``stages`` and implement :meth:`build`, :meth:`item` and :meth:`collate`; the
-    default :meth:`logits` calls ``model(batch)``.
+    Subclasses set ``stages`` and implement :meth:`build` and :meth:`item`. The defaults: :meth:`collate`
+    stacks items, :meth:`logits` calls ``model(batch["image"])``, :meth:`loss` is the (class-weighted)
+    cross-entropy of those logits, and :meth:`heads` is their softmax. A method with several heads
+    overrides :meth:`loss` and :meth:`heads`.
     """
 
     stages: tuple[str, ...] = ()
@@ -77,6 +79,17 @@ class TorchMethod(Method):
         """Training-time augmentation of a batch; none by default."""
         return batch
 
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], y: torch.Tensor,
+             weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(training loss, logits of the prediction) of a batch; ``weight`` holds the class weights."""
+        logits = self.logits(model, batch)
+        return nn.functional.cross_entropy(logits, y, weight=weight.to(logits.device)), logits
+
+    def heads(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Class probabilities (B, n_classes) of the method's prediction (key ``"prediction"``) and of any
+        other head it exposes."""
+        return {"prediction": torch.softmax(self.logits(model, batch).float(), dim=1)}
+
     def fit(self, train, y_train, val, y_val, n_classes, ctx: FitContext) -> dict[str, torch.Tensor]:
         counts = np.bincount(y_train, minlength=n_classes).astype(float)
         weight = torch.tensor(len(y_train) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
@@ -86,8 +99,7 @@ class TorchMethod(Method):
         def step(model, batch, y, training):
             if training:
                 batch = self.augment(batch, y)
-            logits = self.logits(model, batch)
-            return nn.functional.cross_entropy(logits, y, weight=weight.to(logits.device)), logits
+            return self.loss(model, batch, y, weight)
 
         torch.manual_seed(ctx.seed)
         cfg = self.config
@@ -98,15 +110,30 @@ class TorchMethod(Method):
             num_workers=cfg.num_workers, sidecar={"method": self.name})
         return weights
 
-    @torch.no_grad()
-    def predict_proba(self, state, inputs, n_classes, device="auto") -> np.ndarray:
-        dev = "cuda" if accelerator(device) == "gpu" else "cpu"
+    def image_learner(self, model: nn.Module) -> nn.Module | None:
+        """The sub-network that reads the tumour cube and predicts from it alone (for Grad-CAM), if any."""
+        return None
+
+    def point_learner(self, model: nn.Module) -> nn.Module | None:
+        """The sub-network that reads the tumour points and predicts from them alone (for GNNExplainer), if any."""
+        return None
+
+    def load_model(self, state: dict[str, torch.Tensor], n_classes: int, device: str = "auto") -> nn.Module:
+        """The network with ``state`` loaded, in eval mode, on the device ``device`` resolves to."""
         model = self.build(n_classes)
         model.load_state_dict(state)
-        model.to(dev).eval()
-        probs = []
+        return model.to("cuda" if accelerator(device) == "gpu" else "cpu").eval()
+
+    @torch.no_grad()
+    def predict_heads(self, state, inputs, n_classes, device="auto") -> dict[str, np.ndarray]:
+        model = self.load_model(state, n_classes, device)
+        dev = next(model.parameters()).device
+        out: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(inputs), self.config.batch_size):
             batch, _ = self.collate([(it, -1) for it in inputs[start:start + self.config.batch_size]])
-            batch = {k: v.to(dev) for k, v in batch.items()}
-            probs.append(torch.softmax(self.logits(model, batch).float(), dim=1).cpu().numpy())
-        return np.concatenate(probs).astype(np.float64)
+            for head, prob in self.heads(model, {k: v.to(dev) for k, v in batch.items()}).items():
+                out.setdefault(head, []).append(prob.float().cpu().numpy())
+        return {head: np.concatenate(p).astype(np.float64) for head, p in out.items()}
+
+    def predict_proba(self, state, inputs, n_classes, device="auto") -> np.ndarray:
+        return self.predict_heads(state, inputs, n_classes, device)["prediction"]

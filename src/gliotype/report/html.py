@@ -92,6 +92,17 @@ def metrics_table(metrics: dict) -> str:
     return table(header, rows) + caption
 
 
+def heads_table(metrics: dict) -> str:
+    """AUC, accuracy and balanced accuracy (with CIs) of each head of a multi-head method, if recorded."""
+    heads = metrics.get("heads") or {}
+    if not heads:
+        return ""
+    names = ("auc", "accuracy", "balanced_accuracy")
+    rows = [[escape(h)] + [fmt_ci(m.get(n)) for n in names] for h, m in heads.items()]
+    return ("<h3>Heads</h3><p class='muted'>Each head's own out-of-fold predictions (head_predictions.csv); "
+            "the method's prediction above is their mean.</p>" + table(["head", *names], rows))
+
+
 def cohort_summary(run) -> str:
     """Cohort, labels, modalities, skipped patients and split counts of a run."""
     m = run.metrics

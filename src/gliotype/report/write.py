@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gliotype.report import figures as fig
 from gliotype.report.compare import paired_table, paired_tests, side_by_side
-from gliotype.report.html import cohort_summary, figures, metrics_table, page
+from gliotype.report.html import cohort_summary, figures, heads_table, metrics_table, page
 from gliotype.report.runs import RunRecord, load_run, unique_names
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ def run_section(index: int, run: RunRecord) -> str:
         f"<section id='run-{index}'><h2>{index}. {escape(run.name)}</h2>"
         f"<p class='muted'>{escape(str(run.path))}</p>{notes}"
         f"<h3>Run and cohort</h3>{cohort_summary(run)}<h3>Metrics</h3>{metrics_table(run.metrics)}"
+        f"{heads_table(run.metrics)}"
         f"<h3>Figures</h3>{figures(images)}</section>"
     )
 

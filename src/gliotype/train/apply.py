@@ -17,7 +17,7 @@ from gliotype.methods.registry import get_spec
 from gliotype.prepare.cache import atomic_write_bytes
 from gliotype.train.checkpoint import load_checkpoint, write_json
 from gliotype.train.config import RunConfig
-from gliotype.train.runner import cohort_summary, predictions_frame, select
+from gliotype.train.runner import cohort_summary, frames_of, head_metrics, select
 
 
 def load_run(run: str | Path):
@@ -37,31 +37,37 @@ def load_run(run: str | Path):
 
 def apply_run(run: str | Path, cohort_path: str | Path, *, require_label: bool, cache_dir: Path | None = None,
               workers: int = 1, device: str = "auto", progress: bool = False):
-    """Ensemble predictions of a run on a cohort; returns (predictions frame, selection, config, number of models)."""
+    """Ensemble predictions of a run on a cohort.
+
+    Returns (predictions frame, per-head frame or ``None``, selection, config, number of models).
+    """
     cfg, method, folds = load_run(run)
     classes = folds[0][1]["classes"]
     sel = select(Cohort.from_folder(cohort_path), method, cfg.target, cache_dir, workers, progress, require_label)
     inputs = [sel.inputs[p] for p in sel.patient_ids]
-    probs = []
+    per_fold = []
     for weights, sidecar in folds:
         method.restore(sidecar.get("method_state", {}))
-        probs.append(method.predict_proba(weights, inputs, len(classes), device))
-    prob = np.mean(probs, axis=0)
+        per_fold.append(method.predict_heads(weights, inputs, len(classes), device))
+    probs = {head: np.mean([p[head] for p in per_fold], axis=0) for head in per_fold[0]}
     y_true = [classes[i] if i >= 0 else "" for i in sel.y]
-    frame = predictions_frame(sel.patient_ids, y_true, prob, classes, cfg.target, "ensemble")
-    return frame, sel, cfg, len(folds)
+    frame, heads = frames_of(sel.patient_ids, y_true, probs, classes, cfg.target, "ensemble")
+    return frame, heads, sel, cfg, len(folds)
 
 
 def evaluate(run: str | Path, cohort_path: str | Path, out: str | Path, **kwargs) -> Path:
     """Apply ``run`` to a labelled cohort; writes predictions.csv, metrics.json and cohort.json into ``out``."""
-    frame, sel, cfg, n_models = apply_run(run, cohort_path, require_label=True, **kwargs)
+    frame, heads, sel, cfg, n_models = apply_run(run, cohort_path, require_label=True, **kwargs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if heads is not None:
+        atomic_write_bytes(out / "head_predictions.csv", heads.to_csv(index=False).encode())
     atomic_write_bytes(out / "predictions.csv", frame.to_csv(index=False).encode())
     write_json(out / "cohort.json", cohort_summary(cohort_path, sel, get_spec(cfg.method).modalities))
     report = metrics_report(frame, sel.classes, cfg.method, cfg.target, seed=cfg.seed,
                             extra={"model": "fold_ensemble", "n_models": n_models, "run": str(Path(run).resolve()),
-                                   "validation": "external cohort"})
+                                   "validation": "external cohort",
+                                   **head_metrics(heads, sel.classes, cfg.method, cfg.target, cfg.seed)})
     write_json(out / "metrics.json", report)
     return out
 

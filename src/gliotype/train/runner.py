@@ -7,6 +7,7 @@ RUN/
   model/fold<k>.safetensors + .json   each fold's weights and sidecar (method, config, classes, fingerprint)
   work/fold<k>/          resumable epoch state and the fold's out-of-fold predictions
   predictions.csv        out-of-fold predictions of every patient
+  head_predictions.csv   the same for each head of a multi-head method (column ``head``), if it has any
   metrics.json           metrics with stratified bootstrap CIs
 A rerun with the same RUN skips finished folds and resumes an interrupted one at its last finished epoch.
 """
@@ -120,37 +121,66 @@ def train(cohort_path: str | Path, method: str, target: str, out: str | Path, *,
     _write_once(out / "splits.csv", splits.to_csv(index=False))
     write_json(out / "cohort.json", cohort_summary(cohort_path, sel, model.needs))
     index = {p: i for i, p in enumerate(sel.patient_ids)}
-    frames = [run_fold(model, sel, splits[splits.fold == k], index, int(k), cfg, out, device, progress)
-              for k in sorted(splits.fold.unique())]
+    frames, heads = zip(*[run_fold(model, sel, splits[splits.fold == k], index, int(k), cfg, out, device, progress)
+                          for k in sorted(splits.fold.unique())])
     predictions = pd.concat(frames, ignore_index=True)
+    heads = pd.concat(heads, ignore_index=True) if all(h is not None for h in heads) else None
+    if heads is not None:
+        atomic_write_bytes(out / "head_predictions.csv", heads.to_csv(index=False).encode())
     atomic_write_bytes(out / "predictions.csv", predictions.to_csv(index=False).encode())
     report = metrics_report(predictions, sel.classes, method, target, seed=seed,
                             extra={"validation": "holdout" if (folds == 1 or holdout_fraction) else f"{folds}-fold cv",
-                                   "skipped_patients": len(sel.skipped)})
+                                   "skipped_patients": len(sel.skipped),
+                                   **head_metrics(heads, sel.classes, method, target, seed)})
     write_json(out / "metrics.json", report)
     return out
 
 
 def run_fold(model: Method, sel: Selection, split: pd.DataFrame, index: dict, k: int, cfg: RunConfig,
-             out: Path, device: str, progress: bool) -> pd.DataFrame:
-    """Fit fold ``k`` (or take it from disk when finished) and return its test predictions."""
-    done = out / "work" / f"fold{k}" / "predictions.csv"
+             out: Path, device: str, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Fit fold ``k`` (or take it from disk when finished); returns its test predictions and, for a
+    multi-head method, the test predictions of each head (else ``None``)."""
+    work = out / "work" / f"fold{k}"
+    done, heads_csv = work / "predictions.csv", work / "heads.csv"
     if done.is_file() and (out / "model" / f"fold{k}.json").is_file():
         log.info("fold %d already finished: skipping", k)
-        return pd.read_csv(done, dtype={"patient_id": str, "y_true": str, "y_pred": str})
+        return read_predictions_csv(done), (read_predictions_csv(heads_csv) if heads_csv.is_file() else None)
     ids = {role: split[split.role == role].patient_id.tolist() for role in ("train", "val", "test")}
     data = {role: [sel.inputs[p] for p in ids[role]] for role in ids}
     ys = {role: sel.y[[index[p] for p in ids[role]]] for role in ids}
-    ctx = FitContext(out / "work" / f"fold{k}", cfg.seed + k, cfg.epochs, device, progress, cfg.target)
+    ctx = FitContext(work, cfg.seed + k, cfg.epochs, device, progress, cfg.target)
     state = model.fit(data["train"], ys["train"], data["val"], ys["val"], len(sel.classes), ctx)
     save_checkpoint(out / "model" / f"fold{k}.safetensors", state, {
         "method": cfg.method, "target": cfg.target, "classes": sel.classes, "fold": k,
         "config": cfg.method_config, "preprocessing": getattr(model, "fingerprint", {}),
         "method_state": model.sidecar(), "fit": getattr(model, "fit_summary", {}), "kind": "fold"})
-    prob = model.predict_proba(state, data["test"], len(sel.classes), device)
-    frame = predictions_frame(ids["test"], [sel.classes[i] for i in ys["test"]], prob, sel.classes, cfg.target, k)
+    probs = model.predict_heads(state, data["test"], len(sel.classes), device)
+    y_true = [sel.classes[i] for i in ys["test"]]
+    frame, heads = frames_of(ids["test"], y_true, probs, sel.classes, cfg.target, k)
+    if heads is not None:  # written before predictions.csv, which marks the fold finished
+        atomic_write_bytes(heads_csv, heads.to_csv(index=False).encode())
     atomic_write_bytes(done, frame.to_csv(index=False).encode())
-    return frame
+    return frame, heads
+
+
+def frames_of(ids, y_true, probs: dict[str, np.ndarray], classes, target: str, fold):
+    """The prediction frame and, when ``probs`` has other heads, one frame of every head's rows (column ``head``)."""
+    frame = predictions_frame(ids, y_true, probs["prediction"], classes, target, fold)
+    others = [predictions_frame(ids, y_true, p, classes, target, fold).assign(head=h)
+              for h, p in probs.items() if h != "prediction"]
+    return frame, (pd.concat(others, ignore_index=True) if others else None)
+
+
+def head_metrics(heads: pd.DataFrame | None, classes, method: str, target: str, seed: int) -> dict:
+    """``metrics.json``'s ``heads`` entry: each head's metrics with CIs, from its own saved predictions."""
+    if heads is None:
+        return {}
+    return {"heads": {h: metrics_report(rows.drop(columns="head"), classes, method, target, seed=seed)["metrics"]
+                      for h, rows in heads.groupby("head", sort=False)}}
+
+
+def read_predictions_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"patient_id": str, "y_true": str, "y_pred": str})
 
 
 def predictions_frame(ids, y_true, prob: np.ndarray, classes, target: str, fold) -> pd.DataFrame:
