@@ -189,6 +189,25 @@ def predict(run: RunArg, cohort: CohortArg,
 
 
 @command
+def explain(run: RunArg, cohort: CohortArg,
+            patient: Annotated[str, typer.Option("--patient", help="patient id to explain")],
+            out_dir: Annotated[Path, typer.Option("--out", help="folder for the maps, CSVs and figures")],
+            class_name: Annotated[Optional[str], typer.Option("--class", help="class to explain (default: the predicted one)")] = None,
+            gnn_epochs: Annotated[int, typer.Option(min=1, help="GNNExplainer optimisation steps")] = 200,
+            cache: CacheOpt = None, device: DeviceOpt = "auto"):
+    """Explain one patient's prediction: Grad-CAM NIfTI, GNNExplainer point importances, figures."""
+    from gliotype.explain import explain_patient
+
+    result = explain_patient(run, cohort, patient, out_dir, class_name=class_name, gnn_epochs=gnn_epochs,
+                             cache_dir=cache, device=device)
+    probs = result.summary["probabilities"]["prediction"]
+    out.print(f"{patient}: explained class {result.summary['class_explained']} "
+              f"(p = {probs[result.summary['class_explained']]:.3f}, {result.summary['n_models']} fold models)")
+    for kind, path in result.files.items():
+        out.print(f"  {kind:<26} {path}")
+
+
+@command
 def report(runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="run folders to report and compare")],
            out_file: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("report.html")):
     """One self-contained HTML report: metrics with CIs, ROC/PR, calibration, confusion, comparison."""
