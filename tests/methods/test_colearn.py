@@ -110,7 +110,9 @@ def test_minority_rotation_turns_cube_and_points_alike_and_leaves_the_majority()
     image[:, 0, 14, 8, 8] = 1.0  # a voxel 6 voxels along +x from the centre (8, 8, 8)
     points = torch.tensor([[[6 / 8, 0.0, 0.0]]]).repeat(2, 1, 1)
     torch.manual_seed(3)
-    out = rotate_batch({"image": image, "points": points}, torch.tensor([0, 1]), [1], max_deg=90)
+    batch = {"image": image, "points": points}
+    assert rotate_batch(batch, torch.tensor([0, 1]), [], max_deg=90) is batch
+    out = rotate_batch(batch, torch.tensor([0, 1]), [1], max_deg=90)
     assert torch.equal(out["image"][0], image[0]) and torch.equal(out["points"][0], points[0])
     vol = out["image"][1, 0]
     com = (torch.stack(torch.meshgrid(*[torch.arange(17.0)] * 3, indexing="ij")) * vol).flatten(1).sum(1) / vol.sum()

@@ -40,8 +40,10 @@ def rotate_batch(batch: dict[str, torch.Tensor], y: torch.Tensor, classes: list[
     Shapes:
         batch["image"]: (B, C, S, S, S); batch["points"]: (B, P, 3); y: (B,).
     """
+    if not classes or max_deg == 0:
+        return batch
     pick = torch.isin(y, torch.tensor(classes, device=y.device))
-    if not classes or max_deg == 0 or not bool(pick.any()):
+    if not bool(pick.any()):
         return batch
     ref = next(iter(batch.values()))
     rot = random_rotations(int(pick.sum()), max_deg).to(ref.device)
