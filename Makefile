@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,7 +17,11 @@ demo: install
 	$(VENV)/bin/gliotype demo --out demo-out
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+# the acceptance runs that train for many minutes (e.g. colearn's three planted-signal cohorts)
+test-slow: install
+	$(PY) -m pytest -q -s -m slow
 
 bench: install
 	$(PY) benchmarks/run.py

@@ -2,7 +2,7 @@
 
 synth (training cohort + an external cohort with another seed) -> validate -> prepare -> train each
 available method with few epochs (3-fold CV) -> evaluate the image model on the external cohort ->
-one HTML report comparing the runs.
+explain colearn's prediction for the first external patient -> one HTML report comparing the runs.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from pathlib import Path
 
 from gliotype.cohort import Cohort, validate
 from gliotype.cohort.synth import synthesize
+from gliotype.explain import explain_patient
 from gliotype.report import write_report
 from gliotype.train import evaluate, train
 
 DEMO_RUNS: list[tuple[str, str, dict]] = [
     # (method, target, method options): small cubes and few epochs so the demo stays within minutes on CPU
     ("densenet3d", "idh", {"size": 32, "spacing": 3.0, "epochs": 4, "batch_size": 4, "patience": 4}),
+    ("colearn", "idh", {"size": 32, "spacing": 3.0, "epochs": 6, "batch_size": 8, "patience": 6}),
     ("rnaseq-lr", "idh", {}),
     ("rnaseq-lr", "grade", {}),
 ]
@@ -30,10 +32,10 @@ def run_demo(out: str | Path, patients: int = 40, seed: int = 0, say: Callable[[
     cohort_dir, external_dir = out / "cohort", out / "external"
     if not (cohort_dir / "labels.csv").is_file():
         say(f"synthesising {patients} patients into {cohort_dir}")
-        synthesize(cohort_dir, n_patients=patients, seed=seed, size="small", progress=True)
+        synthesize(cohort_dir, n_patients=patients, seed=seed, size="small", progress=True, workers=2)
     if not (external_dir / "labels.csv").is_file():
         say(f"synthesising an external cohort of {patients // 2} patients (another seed) into {external_dir}")
-        synthesize(external_dir, n_patients=patients // 2, seed=seed + 1000, size="small", progress=True)
+        synthesize(external_dir, n_patients=patients // 2, seed=seed + 1000, size="small", progress=True, workers=2)
     report = validate(Cohort.from_folder(cohort_dir), progress=True)
     say(f"validated: {len(report.usable_ids)} of {len(report.cohort)} patients usable, {len(report.problems)} problems")
     runs = []
@@ -44,4 +46,8 @@ def run_demo(out: str | Path, patients: int = 40, seed: int = 0, say: Callable[[
     external = out / "runs" / "densenet3d-idh-external"
     say(f"evaluating densenet3d on the external cohort -> {external}")
     runs.append(evaluate(out / "runs" / "densenet3d-idh", external_dir, external, progress=True))
+    patient = Cohort.from_folder(external_dir).patient_ids[0]
+    explained = explain_patient(out / "runs" / "colearn-idh", external_dir, patient, out / "explain" / patient,
+                                gnn_epochs=50)
+    say(f"explained colearn's prediction for {patient} ({explained.summary['class_explained']}) -> {explained.out}")
     return write_report(runs, out / "report.html")
