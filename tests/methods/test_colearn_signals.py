@@ -28,7 +28,7 @@ COHORTS = {
     "texture": "all=0,texture=1",
     "both": "all=0,geometry=0.4,texture=0.8",
 }
-SETTINGS = {"size": 32, "spacing": 2.0, "batch_size": 8, "patience": 10}
+SETTINGS = {"size": 32, "spacing": 2.0, "batch_size": 8, "patience": 20}
 EPOCHS = 40
 _AUC: dict[tuple[str, str], float] = {}
 

@@ -10,8 +10,8 @@ Augmentation: minority-class rotation, one rotation applied to the cube and to t
 
 Choices where the paper is silent (also in the docs): conv widths 16-32-64-128 and adaptive pooling
 (:mod:`gliotype.nn.cnn3d`); GNN widths and aggregation (:mod:`gliotype.nn.pointgnn`); AdamW at a
-constant learning rate with early stopping on the validation loss (the paper decays 1e-3 to 1e-4 over
-200 epochs); rotation up to 30 degrees about a random axis.
+constant learning rate with early stopping on the validation loss, patience 20 (the paper decays 1e-3
+to 1e-4 over 200 epochs); rotation up to 30 degrees about a random axis.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch import nn
 
 from gliotype.losses import symmetric_kl
 from gliotype.methods.monai3d import Image3DConfig
-from gliotype.methods.pointgnn import PointFields, geometric_learner, points_item
+from gliotype.methods.pointgnn import GNN_PATIENCE, PointFields, geometric_learner, points_item
 from gliotype.methods.registry import register_method
 from gliotype.methods.rotation import RotatingMethod
 from gliotype.nn.cnn3d import ImageLearner
@@ -31,6 +31,7 @@ from gliotype.nn.collaborative import Collaborative
 
 class ColearnConfig(Image3DConfig, PointFields):
     dropout: float = Field(0.3, ge=0, lt=1)
+    patience: int = Field(GNN_PATIENCE, ge=1, description="epochs without validation improvement before stopping")
     kl_weight: float = Field(1.0, ge=0, description="weight of the collaborative KL term (0: two independent learners)")
     kl_temperature: float = Field(1.0, gt=0, description="softmax temperature turning the latents into distributions")
 
