@@ -94,13 +94,11 @@ def explain_patient(run: str | Path, cohort_path: str | Path, patient_id: str, o
                       "probabilities": {h: dict(zip(classes, map(float, p))) for h, p in probs.items()}}
     cam = None
     if "tumour_image" in method.stages:
-        cam = _gradcam(method, models, batch["image"], target, prepared["tumour_image"][1], case, result)
+        cam, mask, affine = _gradcam(method, models, batch["image"], target, prepared["tumour_image"][1], case, result)
     geometry = prepared.get("tumour_geometry")
     if geometry is not None:
         points_mm = to_world(geometry[0]["points"], geometry[1])
-        if cam is not None:
-            seg, affine = load_volume(case.images["seg"])
-            mask = region_mask(seg, geometry[1]["region"]).mask
+        if cam is not None:  # both stages read the same region of the same mask
             values = project_to_points(cam, mask, affine, points_mm)
             _points_outputs(result, "gradcam_points", points_mm, values, "gradcam",
                             f"{patient_id}: Grad-CAM on the tumour surface points")
@@ -129,19 +127,20 @@ def _class_index(class_name: str | None, classes: list[str], prediction: np.ndar
 
 
 def _gradcam(method: TorchMethod, models, image: torch.Tensor, target: int, meta: dict, case, result: Explanation):
-    """Fold-mean Grad-CAM on the cube, mapped back onto the T1 grid; returns the map on the RAS+ grid."""
+    """Fold-mean Grad-CAM on the cube, mapped back onto the T1 grid; returns the map, the tumour region
+    and the affine, all on the RAS+ grid."""
     maps, layer_name = [], None
     for model in models:
         learner = method.image_learner(model)
         layer = default_layer(learner)
         layer_name = next(n for n, m in learner.named_modules() if m is layer)
         maps.append(upsample_cam(grad_cam(learner, layer, image, target), image.shape[-3:])[0])
-    seg, _ = load_volume(case.images["seg"])
+    seg, affine = load_volume(case.images["seg"])
     mask = region_mask(seg, meta["region"]).mask
     cam = np.clip(cube_to_original(torch.stack(maps).mean(0).cpu().numpy(), meta), 0, None) * mask
     cam = (cam / cam.max() if cam.max() > 0 else cam).astype(np.float32)
     result.files["gradcam"] = write_like(cam, case.images["t1n"], result.out / "gradcam.nii.gz")
-    t1c, affine = load_volume(case.images["t1c"])
+    t1c, _ = load_volume(case.images["t1c"])
     centre = np.round(ndimage.center_of_mass(mask)).astype(int)
     spacing = np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(0))
     result.files["gradcam_slices"] = slice_overlay_png(
@@ -149,7 +148,7 @@ def _gradcam(method: TorchMethod, models, image: torch.Tensor, target: int, meta
         f"{case.patient_id}: Grad-CAM ({result.summary['class_explained']})", spacing=tuple(spacing))
     result.summary["gradcam"] = {"layer": layer_name, "grid": f"input T1 {case.images['t1n'].name}",
                                  "peak_voxel_ras": [int(i) for i in np.unravel_index(cam.argmax(), cam.shape)]}
-    return cam
+    return cam, mask, affine
 
 
 def _gnnexplainer(method: TorchMethod, models, points: torch.Tensor, target: int, points_mm: np.ndarray,
