@@ -41,6 +41,7 @@ REGISTRY = [
     "bench_cohort",     # synth: synthesize, per patient, small and full
     "bench_prepare",    # prepare-tumour_image: the tumour cube stage, per patient
     "bench_geometry",   # prepare-tumour_geometry: the tumour surface point cloud stage, per patient, 1 core
+    "bench_brainnet_prepare",  # prepare-brain_voxels: MNI152 registration + AAL node/edge sampling, per patient
     "bench_train",      # densenet3d-train / -infer: patients/s at 32^3 and 64^3
     "bench_rnaseq",     # rnaseq-lr-fit: seconds per fold, 200 x 1544
     "bench_graph_ops",  # graph: radius_graph, knn_graph, fps vs bench_graph's references

@@ -208,6 +208,34 @@ def explain(run: RunArg, cohort: CohortArg,
 
 
 @command
+def ablate(
+    cohort: CohortArg,
+    method: Annotated[str, typer.Option(help="method whose variants to run (brainnet)")],
+    target: Annotated[str, typer.Option(help="idh, codel_1p19q or grade")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for one run per variant and report.html")],
+    variants: Annotated[Optional[str], typer.Option(help="comma-separated variant names (default: all)")] = None,
+    baselines: Annotated[str, typer.Option(help="comma-separated baseline methods ('' for none)")] = "densenet3d,resnet3d",
+    folds: Annotated[int, typer.Option(min=1)] = 5,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="override every run's epochs")] = None,
+    seed: int = 0,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="option key=value for every variant")] = None,
+    baseline_set: Annotated[Optional[list[str]], typer.Option("--baseline-set", help="option key=value for the baselines")] = None,
+    cache: CacheOpt = None,
+    workers: WorkersOpt = 1,
+    device: DeviceOpt = "auto",
+):
+    """Train every named variant of a method (paper ablations) and its baselines on the same splits; one report."""
+    from gliotype.train.ablate import ablate as run_ablate
+    from gliotype.train.config import parse_overrides
+
+    path = run_ablate(cohort, method, target, out_dir, variants=variants.split(",") if variants else None,
+                      baselines=[b for b in baselines.split(",") if b], folds=folds, seed=seed, epochs=epochs,
+                      overrides=parse_overrides(set_ or []), baseline_overrides=parse_overrides(baseline_set or []),
+                      cache_dir=cache, workers=workers, device=device, say=out.print)
+    out.print(f"ablation report: {path}")
+
+
+@command
 def report(runs: Annotated[list[Path], typer.Argument(metavar="RUN...", help="run folders to report and compare")],
            out_file: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("report.html")):
     """One self-contained HTML report: metrics with CIs, ROC/PR, calibration, confusion, comparison."""

@@ -71,6 +71,9 @@ def explain_patient(run: str | Path, cohort_path: str | Path, patient_id: str, o
         raise ValueError(f"{patient_id}: no such patient in {cohort_path} (patients: {known}); check the --patient id")
     case = cohort[patient_id]
     classes = folds[0][1]["classes"]
+    if "brain_voxels" in method.stages:
+        return _explain_brainnet(run, cfg, method, folds, cohort, patient_id, Path(out), class_name, gnn_epochs,
+                                 cache_dir, device)
     stages = dict.fromkeys([*method.stages, "tumour_geometry"] if "tumour_image" in method.stages else method.stages)
     prepared = {s: _prepare(method, s, cohort, patient_id, cache_dir) for s in stages}
     batch, _ = method.collate([(method.item({s: prepared[s][0] for s in method.stages}), -1)])
@@ -105,6 +108,35 @@ def explain_patient(run: str | Path, cohort_path: str | Path, patient_id: str, o
         if method.point_learner(models[0]) is not None:
             _gnnexplainer(method, models, batch["points"][0], target, points_mm, gnn_epochs, patient_id, result)
     result.summary["files"] = {k: p.name for k, p in result.files.items()}
+    write_json(out / "explain.json", result.summary)
+    result.files["summary"] = out / "explain.json"
+    return result
+
+
+def _explain_brainnet(run, cfg, method, folds, cohort, patient_id, out: Path, class_name, epochs, cache_dir,
+                      device) -> Explanation:
+    """``brainnet``: GNNExplainer pathways, the tumour's attended pathways, point attention (see
+    :mod:`gliotype.explain.network`)."""
+    from gliotype.explain.network import explain_network
+
+    classes = folds[0][1]["classes"]
+    prepared = {s: _prepare(method, s, cohort, patient_id, cache_dir) for s in method.stages}
+    item = {**method.item({s: prepared[s][0] for s in method.stages}), "patient_id": patient_id}
+    models, heads = [], []
+    for weights, sidecar in folds:
+        method.restore(sidecar.get("method_state", {}))
+        heads.append(method.predict_heads(weights, [item], len(classes), device))
+        models.append((method.load_model(weights, len(classes), device), weights))
+    probs = {h: np.mean([p[h][0] for p in heads], axis=0) for h in heads[0]}
+    target = _class_index(class_name, classes, probs["prediction"])
+    out.mkdir(parents=True, exist_ok=True)
+    result = Explanation(out)
+    dev = next(models[0][0].parameters()).device
+    result.files, network = explain_network(method, models, item, prepared, cohort[patient_id], target, out, epochs, dev)
+    result.summary = {"patient_id": patient_id, "method": cfg.method, "run": str(Path(run).resolve()),
+                      "target": cfg.target, "class_explained": classes[target], "n_models": len(models),
+                      "probabilities": {h: dict(zip(classes, map(float, p))) for h, p in probs.items()},
+                      "network": network, "files": {k: p.name for k, p in result.files.items()}}
     write_json(out / "explain.json", result.summary)
     result.files["summary"] = out / "explain.json"
     return result

@@ -32,17 +32,19 @@ class StageConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Stage:
-    """A registered stage: its name, the modalities it reads, its config type and its function."""
+    """A registered stage: its name, the modalities it needs (and those it reads when a patient has them),
+    its config type and its function."""
 
     name: str
     needs: tuple[str, ...]
     config_type: type[StageConfig]
     fn: Callable[[Case, StageConfig], tuple[dict[str, np.ndarray], dict]]
     version: int = 1
+    optional: tuple[str, ...] = ()
 
     def inputs(self, case: Case) -> list[Path]:
         """The files whose bytes this stage's output depends on."""
-        needs = expand(self.needs)
+        needs = expand(self.needs) | set(self.optional)
         files = [p for m, p in sorted(case.images.items()) if m in needs]
         if "histology" in self.needs:
             files += case.histology
@@ -55,11 +57,12 @@ class Stage:
 STAGES: dict[str, Stage] = {}
 
 
-def register_stage(name: str, needs: Sequence[str], config_type: type[StageConfig], version: int = 1):
-    """Decorator registering a stage function under ``name``."""
+def register_stage(name: str, needs: Sequence[str], config_type: type[StageConfig], version: int = 1,
+                   optional: Sequence[str] = ()):
+    """Decorator registering a stage function under ``name``; ``optional`` modalities are read when present."""
 
     def decorate(fn):
-        STAGES[name] = Stage(name, tuple(needs), config_type, fn, version)
+        STAGES[name] = Stage(name, tuple(needs), config_type, fn, version, tuple(optional))
         return fn
 
     return decorate
