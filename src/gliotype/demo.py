@@ -2,7 +2,8 @@
 
 synth (training cohort + an external cohort with another seed) -> validate -> prepare -> train each
 available method with few epochs (3-fold CV) -> evaluate the image model on the external cohort ->
-explain colearn's prediction for the first external patient -> one HTML report comparing the runs.
+explain colearn's prediction for the first external patient (brainnet trains with affine registration
+and small widths to stay within minutes) -> one HTML report comparing the runs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ DEMO_RUNS: list[tuple[str, str, dict]] = [
     # (method, target, method options): small cubes and few epochs so the demo stays within minutes on CPU
     ("densenet3d", "idh", {"size": 32, "spacing": 3.0, "epochs": 4, "batch_size": 4, "patience": 4}),
     ("colearn", "idh", {"size": 32, "spacing": 3.0, "epochs": 6, "batch_size": 8, "patience": 6}),
+    ("brainnet", "idh", {"size": 32, "spacing": 3.0, "epochs": 6, "batch_size": 8, "patience": 6,
+                         "transform": "Affine", "n_voxels": 100, "image_channels": [8, 16, 16, 32, 32],
+                         "gat_channels": [32, 64, 64], "generator_epochs": 10, "generator_hidden": [256, 64, 32],
+                         "generator_fa_hidden": [64, 32], "population_epochs": 100}),
     ("rnaseq-lr", "idh", {}),
     ("rnaseq-lr", "grade", {}),
 ]

@@ -8,15 +8,6 @@ from gliotype.nn.brainnet import (AttentiveGeometricEncoder, BrainNetworkEncoder
                                   edge_attention)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread on two shared cores (see tests/nn/test_pointgnn.py); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def sphere_points(n, points=64, seed=0):
     d = torch.randn(n, points, 3, generator=torch.Generator().manual_seed(seed))
     return d / d.norm(dim=-1, keepdim=True)
@@ -202,3 +193,12 @@ def test_brain_network_shape_errors_say_what_is_expected():
         net(nodes, edges, EDGES + 1)
     with pytest.raises(ValueError, match="tumour_latent"):
         net(nodes, edges, EDGES, tumour_latent=torch.randn(2, 5))
+
+
+def test_incident_edge_mean_is_the_mean_of_the_arriving_edge_attributes():
+    from gliotype.nn.brainnet import IncidentEdgeMean
+
+    edge_index = torch.tensor([[0, 2], [1, 1]])  # 0 -> 1 and 2 -> 1
+    attr = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    out = IncidentEdgeMean()(torch.zeros(3, 5), edge_index, attr)
+    assert out.tolist() == [[0.0, 0.0], [2.0, 3.0], [0.0, 0.0]]

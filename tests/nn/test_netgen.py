@@ -7,15 +7,6 @@ import torch
 from gliotype.nn.netgen import EdgeEncoder, Generator, GeneratorConfig, NodeAutoencoder, mlp, train_generator
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread on two shared cores (see tests/nn/test_pointgnn.py); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def low_rank_nodes(n_patients, seed, dim=64, rank=3, n=90):
     """Region vectors on a rank-3 subspace plus a little noise: an autoencoder can compress them."""
     basis = np.random.default_rng(99).normal(size=(rank, dim))

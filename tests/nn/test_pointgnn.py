@@ -17,16 +17,6 @@ def sphere_points(n, points=128, seed=0):
     return d / d.norm(dim=-1, keepdim=True)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for these tests: on two cores shared with other jobs, two threads stall on each
-    other (the planted-signal test took 10x longer, measured); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def net():
     torch.manual_seed(0)

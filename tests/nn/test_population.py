@@ -14,15 +14,6 @@ from gliotype.nn.population import (DenseEdgeGATConv, PopulationConfig, Populati
 SMALL = PopulationConfig(channels=(8, 8), epochs=5)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on two cores shared with other jobs, two threads stall on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def edges(edge_index):
     return list(zip(edge_index[0].tolist(), edge_index[1].tolist()))
 

@@ -205,9 +205,6 @@ class BrainNet(RotatingMethod):
     def logits(self, model, batch):
         return model(batch)["logits"]
 
-    def image_learner(self, model):
-        return None
-
     # --- fitting --------------------------------------------------------------------------------
 
     def fit(self, train, y_train, val, y_val, n_classes, ctx):

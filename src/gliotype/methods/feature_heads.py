@@ -9,7 +9,9 @@ population graph's correlations: raw features with per-column offsets would corr
 
 Population graph node and edge features (paper Table 1), by name: ``uT-rB`` (nodes ``u^T``, edges
 ``r(u^B)``), ``uB-rT``, ``uTB-rB`` (the paper's best, our default), ``uTB-rT``, ``uTB-rTB``; ``u^T`` is the
-concatenated tumour features ``<u^I, u^P>``, ``u^B`` the brain-network features, ``uTB`` both.
+concatenated tumour features ``<u^I, u^P>``, ``u^B`` the brain-network features, ``uTB`` both. Note that
+eq. 8's Pearson correlation compares the *pattern* of two patients' features: a shift of every feature of a
+patient by the same amount leaves all its correlations unchanged.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ from torch_geometric.nn import GATConv, MessagePassing, global_mean_pool
 from torch_geometric.utils import softmax
 
 from gliotype.nn._blocks import batched_pairwise_dist
+from gliotype.nn.cnn3d import conv_blocks
 from gliotype.nn.netgen import mlp
 from gliotype.nn.pointgnn import PointConvStage, flatten_clouds
 
@@ -77,12 +78,8 @@ class ImageEncoder(nn.Module):
     def __init__(self, in_channels: int = 4, channels: Sequence[int] = (64, 128, 128, 256, 256),
                  fc: Sequence[int] = (512, 256, 32), dropout: float = 0.3):
         super().__init__()
-        blocks, prev = [], in_channels
-        for width in channels:
-            blocks += [nn.Conv3d(prev, width, 3, padding=1, bias=False), nn.BatchNorm3d(width), nn.ReLU(inplace=True),
-                       nn.MaxPool3d(2)]
-            prev = width
-        self.conv = nn.Sequential(*blocks)
+        self.conv = conv_blocks(in_channels, channels)
+        prev = channels[-1]
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.fc = _fc_head(prev, fc, dropout)
         self.min_side = 2 ** len(channels)

@@ -12,6 +12,16 @@ import torch
 from torch import nn
 
 
+def conv_blocks(in_channels: int, channels: Sequence[int]) -> nn.Sequential:
+    """``len(channels)`` x (3x3x3 conv without bias + BatchNorm + ReLU + 2x max-pool)."""
+    blocks, prev = [], in_channels
+    for width in channels:
+        blocks += [nn.Conv3d(prev, width, 3, padding=1, bias=False), nn.BatchNorm3d(width), nn.ReLU(inplace=True),
+                   nn.MaxPool3d(2)]
+        prev = width
+    return nn.Sequential(*blocks)
+
+
 class ImageLearner(nn.Module):
     """3-D CNN with a 128-d latent before its last FC layer.
 
@@ -29,12 +39,8 @@ class ImageLearner(nn.Module):
     def __init__(self, in_channels: int = 4, n_classes: int = 2, channels: Sequence[int] = (16, 32, 64, 128),
                  latent: int = 128, dropout: float = 0.3):
         super().__init__()
-        blocks, prev = [], in_channels
-        for width in channels:
-            blocks += [nn.Conv3d(prev, width, 3, padding=1, bias=False), nn.BatchNorm3d(width), nn.ReLU(inplace=True),
-                       nn.MaxPool3d(2)]
-            prev = width
-        self.conv = nn.Sequential(*blocks)
+        self.conv = conv_blocks(in_channels, channels)
+        prev = channels[-1]
         self.pool = nn.AdaptiveAvgPool3d(2)
         self.fc = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(prev * 8, 2 * latent), nn.ReLU(inplace=True),
                                 nn.Dropout(dropout), nn.Linear(2 * latent, latent), nn.ReLU(inplace=True))
