@@ -26,7 +26,6 @@ learning rate with early stopping instead of SGD for 1000 epochs; generator epoc
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Literal
@@ -40,15 +39,17 @@ from gliotype.losses import bilevel_contrastive
 from gliotype.methods.feature_heads import POPULATION_CHOICES, PopulationChoice, feature_heads, population_needs
 from gliotype.methods.monai3d import Image3DConfig
 from gliotype.methods.pointgnn import GNN_PATIENCE, PointFields
+from gliotype.methods.brainnet_graphs import SCALE_KEYS, attribute_scale, digest, scaled, split_state
 from gliotype.methods.registry import register_method
 from gliotype.methods.rotation import RotatingMethod, rotated_classes
+from gliotype.methods.torch_method import TorchMethod
 from gliotype.nn.multimodal import ENCODERS, MultiModal
 from gliotype.nn.netgen import Generator, GeneratorConfig, train_generator
 from gliotype.nn.population import PopulationConfig
 from gliotype.prepare.cache import fingerprint, load_arrays, save_arrays
 from gliotype.prepare.stage import default_cache
 from gliotype.train.checkpoint import load_checkpoint, save_checkpoint
-from gliotype.train.fit import accelerator
+from gliotype.train.fit import torch_device
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +231,7 @@ class BrainNet(RotatingMethod):
         self.fit_summary = summary
         state.update({f"model.{k}": v for k, v in weights.items()})
         if len(classifier_idx):
-            model = self._load_network(weights, n_classes, ctx.device)
+            model = TorchMethod.load_model(self, weights, n_classes, ctx.device)
             features = self._features(model, [train[i] for i in classifier_idx])
             state.update({f"classifier.{k}": torch.from_numpy(v) for k, v in features.items()})
             state["classifier.y"] = torch.from_numpy(y_train[classifier_idx].astype(np.int64))
@@ -257,7 +258,7 @@ class BrainNet(RotatingMethod):
         edge_patients = [i for i in chosen if "edges_fa" in train[i]] if fa else chosen
         generator, summary = train_generator(
             [train[i]["nodes"].numpy() for i in chosen], [train[i]["edges"].numpy() for i in edge_patients],
-            fa or None, cfg.generator_config(), seed=ctx.seed, device=_device(ctx.device))
+            fa or None, cfg.generator_config(), seed=ctx.seed, device=torch_device(ctx.device))
         summary = {**summary, "patients": len(chosen), "patients_with_fa": len(fa)}
         if not fa:
             log.warning("brainnet: no FA map among the generator's %d patients: the edge encoder is trained as an "
@@ -268,7 +269,7 @@ class BrainNet(RotatingMethod):
     def _with_graphs(self, items, generator) -> list[dict]:
         """Items with the generator's 16-d node and edge attributes, cached per patient under the generator's
         fingerprint (``CACHE/brain_network/<patient>/<fingerprint>.npz``)."""
-        key = fingerprint("brain_network", 1, {"generator": _digest(generator)}, [])
+        key = fingerprint("brain_network", 1, {"generator": digest(generator)}, [])
         cache = getattr(self, "_cache", None)
         out = []
         for it in items:
@@ -284,11 +285,6 @@ class BrainNet(RotatingMethod):
             out.append({**it, "node_attr": torch.from_numpy(arrays["node_attr"]).float(),
                         "edge_attr": torch.from_numpy(arrays["edge_attr"]).float()})
         return out
-
-    def _load_network(self, weights, n_classes, device):
-        model = self.build(n_classes)
-        model.load_state_dict(weights)
-        return model.to(_device(device)).eval()
 
     @torch.no_grad()
     def _run(self, model, items) -> dict[str, np.ndarray]:
@@ -309,35 +305,28 @@ class BrainNet(RotatingMethod):
 
     # --- prediction -----------------------------------------------------------------------------
 
-    def split_state(self, state):
-        parts: dict[str, dict] = {}
-        for key, value in state.items():
-            prefix, _, rest = key.partition(".")
-            parts.setdefault(prefix, {})[rest] = value
-        return parts
-
     def load_generator(self, state, device="cpu"):
-        parts = self.split_state(state)
+        parts = split_state(state)
         nodes, edges, fa_dim = (int(d) for d in parts["graph"]["dims"])
         generator = Generator.from_config(self.config.generator_config(), nodes, edges, fa_dim or None)
         generator.load_state_dict(parts["generator"])
         return generator.to(device).eval()
 
     def load_model(self, state, n_classes, device="auto"):
-        parts = self.split_state(state)
+        parts = split_state(state)
         if "graph" in parts:
             self._pairs = parts["graph"]["pairs"]
-        return self._load_network(parts["model"], n_classes, device)
+        return super().load_model(parts["model"], n_classes, device)
 
     def graphs(self, state, inputs):
-        """``inputs`` with the node and edge attributes of the state's generator (network encoder only)."""
+        """``inputs`` with the standardised node and edge attributes of the state's generator (network encoder only)."""
         if "network" not in self.config.encoders:
             return list(inputs)
-        scale = {k: self.split_state(state)["graph"][k] for k in SCALE_KEYS}
-        return scaled(self._with_graphs(inputs, self.load_generator(state)), scale)
+        graph = split_state(state)["graph"]
+        return scaled(self._with_graphs(inputs, self.load_generator(state)), {k: graph[k] for k in SCALE_KEYS})
 
     def predict_heads(self, state, inputs, n_classes, device="auto"):
-        parts = self.split_state(state)
+        parts = split_state(state)
         model = self.load_model(state, n_classes, device)
         res = self._run(model, self.graphs(state, inputs))
         heads = {"encoder": res["prob"]}
@@ -347,29 +336,8 @@ class BrainNet(RotatingMethod):
             test = {k: res.get(f"u_{k}") for k in ("tumour", "brain")}
             pop = PopulationConfig(threshold=self.config.theta, epochs=self.config.population_epochs)
             heads.update(feature_heads(train, cls["y"].numpy(), test, n_classes, population=self.config.population,
-                                       config=pop, seed=int(cls["seed"]), device=str(_device(device))))
+                                       config=pop, seed=int(cls["seed"]), device=str(torch_device(device))))
         return {"prediction": heads[self.config.classifier], **heads}
-
-
-SCALE_KEYS = ("node_mean", "node_std", "edge_mean", "edge_std")
-
-
-def attribute_scale(items: list[dict]) -> dict[str, torch.Tensor]:
-    """Per-feature mean and standard deviation of the node and of the edge attributes over the training
-    patients (pooled over nodes, resp. pathways). The generator's node codes spread about 25 times wider than
-    its edge codes; on a unit scale both reach the GAT. One scale per feature, not per pathway, keeps a
-    change that moves many pathways' codes the same way visible after pooling."""
-    out = {}
-    for kind in ("node", "edge"):
-        values = torch.cat([it[f"{kind}_attr"] for it in items])
-        out[f"{kind}_mean"], out[f"{kind}_std"] = values.mean(0), values.std(0).clamp_min(1e-6)
-    return out
-
-
-def scaled(items: list[dict], scale: dict[str, torch.Tensor]) -> list[dict]:
-    """Items with standardised node and edge attributes (see :func:`attribute_scale`)."""
-    return [{**it, **{f"{k}_attr": (it[f"{k}_attr"] - scale[f"{k}_mean"]) / scale[f"{k}_std"] for k in ("node", "edge")}}
-            for it in items]
 
 
 def split_for_classifiers(y: np.ndarray, fraction: float, seed: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -392,15 +360,3 @@ def split_for_classifiers(y: np.ndarray, fraction: float, seed: int, n_classes: 
         classifier += list(members[:k])
         encoder += list(members[k:])
     return np.sort(encoder), np.sort(classifier)
-
-
-def _digest(module: torch.nn.Module) -> str:
-    h = hashlib.blake2b(digest_size=8)
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _device(device: str) -> torch.device:
-    return torch.device("cuda" if accelerator(device) == "gpu" else "cpu")

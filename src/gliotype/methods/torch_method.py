@@ -13,7 +13,7 @@ from torch import nn
 from gliotype.cohort import Cohort
 from gliotype.methods.base import FitContext, Method, MethodConfig, Prepared
 from gliotype.prepare import get_stage, load_prepared, run_stage
-from gliotype.train.fit import accelerator, fit_torch
+from gliotype.train.fit import fit_torch, torch_device
 
 
 class TorchConfig(MethodConfig):
@@ -122,7 +122,7 @@ class TorchMethod(Method):
         """The network with ``state`` loaded, in eval mode, on the device ``device`` resolves to."""
         model = self.build(n_classes)
         model.load_state_dict(state)
-        return model.to("cuda" if accelerator(device) == "gpu" else "cpu").eval()
+        return model.to(torch_device(device)).eval()
 
     @torch.no_grad()
     def predict_heads(self, state, inputs, n_classes, device="auto") -> dict[str, np.ndarray]:

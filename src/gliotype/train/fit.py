@@ -94,6 +94,11 @@ class EpochState(L.Callback):
             trainer.should_stop = True
 
 
+def torch_device(device: str) -> torch.device:
+    """The torch device that ``device`` (``auto``, ``cpu``, ``cuda``) resolves to on this machine."""
+    return torch.device("cuda" if accelerator(device) == "gpu" else "cpu")
+
+
 def accelerator(device: str) -> str:
     if device == "auto":
         return "gpu" if torch.cuda.is_available() else "cpu"
