@@ -17,9 +17,11 @@ def sphere_points(n, points=64, seed=0):
 EDGES = torch.tensor([[0, 1, 2, 3, 4, 0], [1, 2, 3, 4, 5, 3]])
 
 
-def small_brain_net():
+def small_brain_net(additions=False):
+    """The paper's encoder, or with ``additions`` the region embedding and the per-pathway readout."""
     torch.manual_seed(0)
-    return BrainNetworkEncoder(channels=(8, 8), fc=(16, 4), attention_dim=8).eval()
+    extra = dict(n_nodes=6, n_edges=6, identity_dim=3, pathway_dim=2) if additions else {}
+    return BrainNetworkEncoder(channels=(8, 8), fc=(16, 4), attention_dim=8, **extra).eval()
 
 
 def graph_inputs(n_graphs=2, seed=0):
@@ -144,8 +146,9 @@ def test_node_attention_is_the_cosine_with_the_tumour_latent():
         assert net(nodes, edges, EDGES)[1] is None
 
 
-def test_batching_two_graphs_equals_running_them_one_by_one():
-    net = small_brain_net()
+@pytest.mark.parametrize("additions", [False, True])
+def test_batching_two_graphs_equals_running_them_one_by_one(additions):
+    net = small_brain_net(additions)
     nodes, edges = graph_inputs()
     attention, tumour = torch.rand(2, 6, generator=torch.Generator().manual_seed(1)), torch.randn(2, 8)
     with torch.no_grad():
@@ -155,33 +158,64 @@ def test_batching_two_graphs_equals_running_them_one_by_one():
             assert torch.allclose(u[i], u_i[0], atol=1e-5) and torch.allclose(node_attention[i], a_i[0], atol=1e-5)
 
 
-def test_batched_form_embed_and_forward_graph_serve_pyg_explainer():
+@pytest.mark.parametrize("additions", [False, True])
+def test_batched_form_embed_and_encode_serve_pyg_explainer(additions):
     from torch_geometric.explain import Explainer, GNNExplainer
 
-    net = small_brain_net()
+    net = small_brain_net(additions)
     nodes, edges = graph_inputs()
     x, edge_index, edge_attr = net.batched_graph(nodes, edges, EDGES, None)
-    batch = torch.arange(2).repeat_interleave(6)
     assert edge_index.shape == (2, 2 * 2 * 6)  # two graphs, both directions of six pathways
     with torch.no_grad():
         embedded = net.embed(x, edge_index, edge_attr).view(2, 6, -1)
         assert torch.allclose(embedded, net.node_embeddings(nodes, edges, EDGES), atol=1e-6)
-        unattended = net.forward_graph(x, edge_index, edge_attr, batch)
+        unattended, _ = net.encode(x, edge_index, edge_attr, 2)
         assert torch.allclose(unattended, net(nodes, edges, EDGES)[0], atol=1e-6)
 
-    class Graph(nn.Module):  # holds the encoder, so that the Explainer finds its GAT layers to mask
+    class Graph(nn.Module):  # holds the encoder, so that the Explainer finds its message-passing layers to mask
         def __init__(self, encoder):
             super().__init__()
             self.encoder = encoder
 
-        def forward(self, x, edge_index, edge_attr, batch):
-            return self.encoder.forward_graph(x, edge_index, edge_attr, batch)
+        def forward(self, x, edge_index, edge_attr):
+            return self.encoder.encode(x, edge_index, edge_attr, 1)[0]
 
     explainer = Explainer(Graph(net), GNNExplainer(epochs=5), explanation_type="model", edge_mask_type="object",
                           model_config=dict(mode="multiclass_classification", task_level="graph", return_type="raw"))
-    one = batch == 0
-    explanation = explainer(x[one], edge_index[:, :12], edge_attr=edge_attr[:12], batch=batch[one])
+    explanation = explainer(x[:6], edge_index[:, :12], edge_attr=edge_attr[:12])
     assert explanation.edge_mask.shape == (12,)
+
+
+def _relabelled(nodes, edges, order):
+    """The same networks with region ``order[i]`` renamed ``i`` (nodes reordered, pairs renamed)."""
+    rename = torch.empty_like(order)
+    rename[order] = torch.arange(len(order))
+    return nodes[:, order], edges, rename[EDGES]
+
+
+def test_paper_encoder_ignores_region_names_and_additions_do_not():
+    nodes, edges = graph_inputs()
+    order = torch.tensor([5, 4, 3, 2, 1, 0])
+    renamed_nodes, _, renamed_edges = _relabelled(nodes, edges, order)
+    with torch.no_grad():
+        paper = small_brain_net()
+        assert torch.allclose(paper(nodes, edges, EDGES)[0], paper(renamed_nodes, edges, renamed_edges)[0],
+                              atol=1e-5)  # a graph function: renaming the regions changes nothing
+        ours = small_brain_net(additions=True)
+        assert not torch.allclose(ours(nodes, edges, EDGES)[0], ours(renamed_nodes, edges, renamed_edges)[0],
+                                  atol=1e-3)  # which region and which pathway carries a value matters
+
+
+def test_pathway_readout_keeps_each_attended_pathway_projection_in_order():
+    net = small_brain_net(additions=True)
+    nodes, edges = graph_inputs()
+    attention = torch.rand(2, 6, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        u, _ = net(nodes, edges, EDGES, attention)
+        pooled = net.node_embeddings(nodes, edges, EDGES, attention).mean(1)  # (2, 8)
+        rows = net.pathways.lin(edges * attention[..., None])  # (2, 6 pathways, 2)
+        assert torch.allclose(u, net.fc(pooled) + net.pathway_fc(rows.flatten(1)), atol=1e-6)
+    assert net.pathway_fc.in_features == 6 * 2
 
 
 def test_brain_network_shape_errors_say_what_is_expected():
@@ -193,6 +227,8 @@ def test_brain_network_shape_errors_say_what_is_expected():
         net(nodes, edges, EDGES + 1)
     with pytest.raises(ValueError, match="tumour_latent"):
         net(nodes, edges, EDGES, tumour_latent=torch.randn(2, 5))
+    with pytest.raises(ValueError, match="built for 6 regions per network, given 5"):
+        small_brain_net(additions=True)(nodes[:, :5], edges, EDGES % 5)
 
 
 def test_incident_edge_mean_is_the_mean_of_the_arriving_edge_attributes():

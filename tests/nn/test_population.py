@@ -219,3 +219,18 @@ def test_errors_name_the_problem():
         fit_predict_population(node, edge[:5], torch.tensor([0, 1, 0, -1, -1, -1]), 2, SMALL)
     with pytest.raises(ValidationError):
         PopulationConfig(batch_size=20)
+
+
+def test_residual_keeps_a_patients_own_features_in_a_graph_that_mixes_the_classes():
+    g = torch.Generator().manual_seed(4)
+    cls = torch.arange(60) % 2
+    node = 2.0 * torch.randn(2, 16, generator=g)[cls] + torch.randn(60, 16, generator=g)  # the label is here
+    edge = torch.randn(60, 32, generator=g)  # r unrelated to the class
+    test = torch.arange(60) >= 30
+    y = torch.where(test, -1, cls)
+    config = PopulationConfig(threshold=0.0)  # about half of all pairs joined, whatever their classes
+    assert population_summary(correlation_edges(edge, 0.0)[0], y).homophily == pytest.approx(0.5, abs=0.1)
+    auc = {residual: roc_auc_score(cls[test], fit_predict_population(
+        node, edge, y, 2, config.model_copy(update={"residual": residual}))[test, 1]) for residual in (False, True)}
+    assert auc[False] <= 0.7  # measured 0.44: each patient's features are averaged with half a graph of others
+    assert auc[True] >= 0.95  # measured 1.0

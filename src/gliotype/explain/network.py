@@ -57,12 +57,8 @@ class NetworkLogits(nn.Module):
         self.model, self.fixed = model, fixed
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
-        encoder = self.model.network
-        embeddings = encoder.embed(x, edge_index, edge_attr)[None]
         query = self.fixed.get("z_tumour") if self.model.attention else None
-        if query is not None:
-            embeddings = embeddings * encoder.node_attention(embeddings, query)[..., None]
-        u_brain = encoder.fc(embeddings.mean(dim=1))
+        u_brain, _ = self.model.network.encode(x, edge_index, edge_attr, 1, query)
         features = [self.fixed[k] for k in ("u_image", "u_points") if k in self.fixed]
         return self.model.head(torch.cat([*features, u_brain], dim=1))
 

@@ -98,6 +98,10 @@ class BrainNetConfig(Image3DConfig, PointFields):
     edge_floor: float = Field(0.0, ge=0, le=1, description="edge attention of pathways crossed by no tumour point")
     image_channels: tuple[int, ...] = Field((64, 128, 128, 256, 256), min_length=1)
     gat_channels: tuple[int, ...] = Field((64, 128, 128, 256, 256, 256), min_length=1)
+    region_identity: int = Field(16, ge=0, description="size of the learnt region embedding in each node's input "
+                                                      "(0: the paper's encoder)")
+    pathway_readout: int = Field(1, ge=0, description="values per pathway kept next to the pooled nodes "
+                                                      "(0: the paper's encoder)")
     # stage brain_voxels (registration to MNI152 and the atlas)
     transform: Literal["SyN", "Affine", "Rigid"] = "SyN"
     min_dice: float = Field(0.8, ge=0, le=1, description="least brain-mask Dice of a successful registration")
@@ -118,6 +122,7 @@ class BrainNetConfig(Image3DConfig, PointFields):
     population: PopulationChoice = "uTB-rB"
     theta: float = Field(0.5, ge=-1, le=1, description="least correlation of a population-graph edge")
     population_epochs: int = Field(200, ge=1)
+    population_residual: bool = Field(True, description="linear skip around each population GATConv (paper: none)")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -175,8 +180,9 @@ class BrainNet(RotatingMethod):
 
     def build(self, n_classes: int) -> MultiModal:
         cfg = self.config
-        return MultiModal(cfg.encoders, n_classes, getattr(self, "_pairs", None), image_channels=cfg.image_channels,
-                          gat_channels=cfg.gat_channels, max_neighbors=cfg.max_neighbors, attention=cfg.attention,
+        return MultiModal(cfg.encoders, n_classes, getattr(self, "_pairs", None), getattr(self, "_n_nodes", None),
+                          image_channels=cfg.image_channels, gat_channels=cfg.gat_channels,
+                          region_identity=cfg.region_identity, pathway_readout=cfg.pathway_readout, max_neighbors=cfg.max_neighbors, attention=cfg.attention,
                           edge_floor=cfg.edge_floor, dropout=cfg.dropout)
 
     _KEYS = ("image", "points", "node_attr", "edge_attr")
@@ -214,13 +220,13 @@ class BrainNet(RotatingMethod):
         summary: dict = {}
         if "network" in cfg.encoders:
             generator, summary["generator"] = self._generator(train, ctx)
-            self._pairs = train[0]["pairs"]
+            self._pairs, self._n_nodes = train[0]["pairs"], len(train[0]["nodes"])
             train, val = self._with_graphs(train, generator), self._with_graphs(val, generator)
             self._scale = attribute_scale(train)
             train, val = scaled(train, self._scale), scaled(val, self._scale)
             state.update({f"graph.{k}": v for k, v in self._scale.items()})
             state.update({f"generator.{k}": v for k, v in generator.state_dict().items()})
-            state["graph.pairs"] = self._pairs
+            state["graph.pairs"], state["graph.n_nodes"] = self._pairs, torch.tensor(self._n_nodes)
             state["graph.dims"] = torch.tensor([generator.node.in_dim, generator.edge.anat_dim,
                                                 generator.edge.fa_dim or 0])
         encoder_idx, classifier_idx = split_for_classifiers(y_train, cfg.classifier_fraction, ctx.seed, n_classes)
@@ -315,7 +321,7 @@ class BrainNet(RotatingMethod):
     def load_model(self, state, n_classes, device="auto"):
         parts = split_state(state)
         if "graph" in parts:
-            self._pairs = parts["graph"]["pairs"]
+            self._pairs, self._n_nodes = parts["graph"]["pairs"], int(parts["graph"]["n_nodes"])
         return super().load_model(parts["model"], n_classes, device)
 
     def graphs(self, state, inputs):
@@ -334,7 +340,8 @@ class BrainNet(RotatingMethod):
             cls = parts["classifier"]
             train = {k: cls[k].numpy().astype(np.float64) if k in cls else None for k in ("tumour", "brain")}
             test = {k: res.get(f"u_{k}") for k in ("tumour", "brain")}
-            pop = PopulationConfig(threshold=self.config.theta, epochs=self.config.population_epochs)
+            pop = PopulationConfig(threshold=self.config.theta, epochs=self.config.population_epochs,
+                                   residual=self.config.population_residual)
             heads.update(feature_heads(train, cls["y"].numpy(), test, n_classes, population=self.config.population,
                                        config=pop, seed=int(cls["seed"]), device=str(torch_device(device))))
         return {"prediction": heads[self.config.classifier], **heads}

@@ -34,6 +34,15 @@ Our choices (recorded here):
   reached 0.86-0.96. Each node's input is therefore its own attributes concatenated with the mean of its
   incident pathways' (attention-weighted) attributes, computed by a message-passing layer
   (:class:`IncidentEdgeMean`) so that GNNExplainer's edge masks act on it too.
+* The mean over the nodes forgets which region and which pathway carried a value; with that alone the
+  encoder reached AUC 0.55-0.61 on the cohort above. Two additions (both on by default, ``0`` turns each
+  off and gives the paper's encoder, a function of the graph alone):
+  a learnt embedding of each region's identity (AAL label) joins its node input, and each pathway's
+  attended attributes are projected to ``pathway_dim`` values (one projection shared by all pathways,
+  :class:`PathwayReadout`, a message-passing layer so that GNNExplainer masks it too) and mapped,
+  in pathway order, by one linear layer onto the latent, added to the FC output of the pooled nodes.
+  Same cohort, same cached networks, 80 training patients: identity 0.69, pathway readout 0.88, both
+  0.94-0.98 (a linear model on the flattened pathway attributes: 0.97-0.99).
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv, MessagePassing, global_mean_pool
+from torch_geometric.nn import GATConv, MessagePassing
 from torch_geometric.utils import softmax
 
 from gliotype.nn._blocks import batched_pairwise_dist
@@ -222,6 +231,30 @@ class IncidentEdgeMean(MessagePassing):
         return edge_attr
 
 
+class PathwayReadout(MessagePassing):
+    """Each directed edge's own attributes projected to ``k`` values, one row per edge (no aggregation).
+
+    A message-passing layer, so that GNNExplainer's edge masks scale its rows like every other message.
+
+    Shapes:
+        x: (N, F) (only its length is used), edge_index: (2, M), edge_attr: (M, D) -> (M, k)
+    """
+
+    def __init__(self, edge_dim: int, k: int):
+        super().__init__(aggr="sum")
+        self.lin = nn.Linear(edge_dim, k)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:  # noqa: D102
+        return self.propagate(edge_index, edge_attr=edge_attr, size=(x.shape[0], x.shape[0]))
+
+    def message(self, edge_attr: Tensor) -> Tensor:  # noqa: D102
+        return self.lin(edge_attr)
+
+    def aggregate(self, inputs: Tensor, index: Tensor, ptr: Tensor | None = None,
+                  dim_size: int | None = None) -> Tensor:  # noqa: D102
+        return inputs
+
+
 class BrainNetworkEncoder(nn.Module):
     """GAT encoder of the brain network with edge attention (attributes) and node attention (pooling).
 
@@ -232,6 +265,11 @@ class BrainNetworkEncoder(nn.Module):
         fc: FC widths after pooling (paper: 512, 256, 32).
         attention_dim: size of the tumour latent that node attention compares with (128).
         dropout: dropout after each hidden FC layer.
+        n_nodes: regions per network (90); with ``identity_dim`` > 0 each region's input also carries a
+            learnt embedding of which region it is.
+        n_edges: pathways per network; with ``pathway_dim`` > 0 each pathway's (attended) attributes are also
+            projected to ``pathway_dim`` values and kept, in pathway order, next to the pooled nodes.
+        identity_dim, pathway_dim: 0 turns the addition off (the paper's encoder).
 
     Shapes:
         node_attr: (B, N, node_dim), edge_attr: (B, E, edge_dim), edge_index: (2, E) undirected pairs,
@@ -240,23 +278,49 @@ class BrainNetworkEncoder(nn.Module):
     """
 
     def __init__(self, node_dim: int = 16, edge_dim: int = 16, channels: Sequence[int] = (64, 128, 128, 256, 256, 256),
-                 fc: Sequence[int] = (512, 256, 32), attention_dim: int = 128, dropout: float = 0.3):
+                 fc: Sequence[int] = (512, 256, 32), attention_dim: int = 128, dropout: float = 0.3, *,
+                 n_nodes: int | None = None, n_edges: int | None = None, identity_dim: int = 16,
+                 pathway_dim: int = 1):
         super().__init__()
-        widths = [int(node_dim) + int(edge_dim), *channels]
+        self.n_nodes = int(n_nodes) if n_nodes and identity_dim else None
+        self.n_edges = int(n_edges) if n_edges and pathway_dim else None
+        self.identity = nn.Embedding(self.n_nodes, identity_dim) if self.n_nodes else None
+        self.pathways = PathwayReadout(edge_dim, pathway_dim) if self.n_edges else None
+        widths = [int(node_dim) + int(edge_dim) + (identity_dim if self.identity else 0), *channels]
         self.node_dim, self.edge_dim, self.attention_dim = int(node_dim), int(edge_dim), int(attention_dim)
         self.incident = IncidentEdgeMean()
         self.convs = nn.ModuleList(GATConv(w_in, w_out, heads=1, edge_dim=edge_dim)
                                    for w_in, w_out in zip(widths[:-1], widths[1:]))
         self.node_head = ProjectionHead((widths[-1], 64, attention_dim, attention_dim))
         self.fc = _fc_head(widths[-1], fc, dropout)
+        self.pathway_fc = nn.Linear(self.n_edges * pathway_dim, fc[-1]) if self.pathways else None
 
     def forward(self, node_attr: Tensor, edge_attr: Tensor, edge_index: Tensor, edge_attention: Tensor | None = None,
                 tumour_latent: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """The brain-network latent (B, fc[-1]) and the node attention (B, N), ``None`` without a tumour latent."""
-        embeddings = self.node_embeddings(node_attr, edge_attr, edge_index, edge_attention)
+        x, directed, attr = self.batched_graph(node_attr, edge_attr, edge_index, edge_attention)
+        return self.encode(x, directed, attr, node_attr.shape[0], tumour_latent)
+
+    def encode(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, n_graphs: int,
+               tumour_latent: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """:meth:`forward` on PyG's batched form (see :meth:`batched_graph`), for PyG's ``Explainer``.
+
+        Give the Explainer a module that holds this encoder as a submodule and calls this method, so that
+        it finds the message-passing layers to mask.
+
+        Shapes:
+            x: (B * N, node_dim), edge_index: (2, B * 2E) directed, edge_attr: (B * 2E, edge_dim)
+            -> (B, fc[-1]), (B, N) or None
+        """
+        embeddings = self.embed(x, edge_index, edge_attr).view(n_graphs, -1, self.convs[-1].out_channels)
         node_attention = None if tumour_latent is None else self.node_attention(embeddings, tumour_latent)
-        weighted = embeddings if node_attention is None else embeddings * node_attention[..., None]
-        return self.fc(weighted.mean(dim=1)), node_attention
+        if node_attention is not None:
+            embeddings = embeddings * node_attention[..., None]
+        latent = self.fc(embeddings.mean(dim=1))
+        if self.pathways is not None:
+            rows = self.pathways(x, edge_index, edge_attr).view(n_graphs, 2, self.n_edges, -1)  # both directions
+            latent = latent + self.pathway_fc(rows.mean(1).flatten(1))
+        return latent, node_attention
 
     def node_embeddings(self, node_attr: Tensor, edge_attr: Tensor, edge_index: Tensor,
                         edge_attention: Tensor | None = None) -> Tensor:
@@ -275,25 +339,16 @@ class BrainNetworkEncoder(nn.Module):
                              f"({embeddings.shape[0]}, {self.attention_dim}); got {tuple(tumour_latent.shape)}")
         return torch.cosine_similarity(self.node_head(embeddings), tumour_latent[:, None, :], dim=-1)
 
-    def forward_graph(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor) -> Tensor:
-        """The latent without attention on PyG's batched form (for PyG's ``Explainer`` with edge masks).
-
-        Give the Explainer a module that holds this encoder as a submodule and calls this method, so that
-        it finds the GAT layers to mask. :meth:`batched_graph` gives the inputs from the batched form.
-
-        Shapes:
-            x: (N_total, node_dim), edge_index: (2, M) directed, edge_attr: (M, edge_dim), batch: (N_total,)
-            -> (B, fc[-1])
-        """
-        return self.fc(global_mean_pool(self.embed(x, edge_index, edge_attr), batch))
-
     def embed(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
         """Node embeddings after the GAT layers on PyG's batched form (no attention applied here).
 
         Shapes:
-            x: (N_total, node_dim), edge_index: (2, M) directed, edge_attr: (M, edge_dim) -> (N_total, channels[-1])
+            x: (B * N, node_dim), edge_index: (2, M) directed, edge_attr: (M, edge_dim) -> (B * N, channels[-1])
         """
-        x = torch.cat([x, self.incident(x, edge_index, edge_attr)], dim=-1)
+        parts = [x, self.incident(x, edge_index, edge_attr)]
+        if self.identity is not None:
+            parts.append(self.identity(torch.arange(x.shape[0], device=x.device) % self.n_nodes))
+        x = torch.cat(parts, dim=-1)
         for conv in self.convs:
             x = torch.relu(conv(x, edge_index, edge_attr))
         return x
@@ -323,6 +378,10 @@ class BrainNetworkEncoder(nn.Module):
         if node_attr.dim() != 3 or node_attr.shape[-1] != self.node_dim:
             raise ValueError(f"{name}: node_attr must have shape (B, N, {self.node_dim}); got {tuple(node_attr.shape)}")
         n_graphs, n_nodes, _ = node_attr.shape
+        for what, built, given in (("regions", self.n_nodes, n_nodes), ("pathways", self.n_edges, edge_index.shape[-1])):
+            if built is not None and given != built:
+                raise ValueError(f"{name}: built for {built} {what} per network, given {given}; a network from "
+                                 "another atlas needs a model trained on it")
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"{name}: edge_index must have shape (2, E), one column per undirected pathway "
                              f"(0-based node pairs); got {tuple(edge_index.shape)}")

@@ -33,6 +33,9 @@ class MultiModal(nn.Module):
         encoders: which of ``"image"``, ``"geometry"``, ``"network"`` to build.
         n_classes: output classes of the MLP head.
         pairs: the brain network's pathways as (E, 2) 0-based region pairs (``network`` only).
+        n_nodes: regions of the brain network (90, ``network`` only).
+        region_identity, pathway_readout: the network encoder's region embedding size and values kept per
+            pathway (see :class:`~gliotype.nn.brainnet.BrainNetworkEncoder`; 0 for the paper's encoder).
         image_channels: widths of the image CNN's five conv blocks (paper 64-128-128-256-256).
         gat_channels: widths of the GATConv layers (paper 64-128-128-256-256-256).
         max_neighbors: largest neighbourhood of the point-cloud radius graphs.
@@ -47,7 +50,8 @@ class MultiModal(nn.Module):
         ``u_*`` (B, 32) per encoder, ``z_*`` (B, 128) projections, and the attentions.
     """
 
-    def __init__(self, encoders: Sequence[str], n_classes: int, pairs: Tensor | None = None, *,
+    def __init__(self, encoders: Sequence[str], n_classes: int, pairs: Tensor | None = None,
+                 n_nodes: int | None = None, *, region_identity: int = 16, pathway_readout: int = 1,
                  image_channels: Sequence[int] = (64, 128, 128, 256, 256),
                  gat_channels: Sequence[int] = (64, 128, 128, 256, 256, 256), max_neighbors: int = 32,
                  attention: bool = True, edge_floor: float = 0.0, dropout: float = 0.3):
@@ -65,10 +69,13 @@ class MultiModal(nn.Module):
             self.geometry = AttentiveGeometricEncoder(max_neighbors=max_neighbors, dropout=dropout)
             self.g_points = ProjectionHead((FEATURES, 64, LATENT, LATENT))
         if "network" in self.encoders:
-            if pairs is None:
-                raise ValueError("MultiModal: the network encoder needs the pathways' region pairs (E, 2)")
+            if pairs is None or n_nodes is None:
+                raise ValueError("MultiModal: the network encoder needs the pathways' region pairs (E, 2) and the "
+                                 "number of regions")
             self.register_buffer("edge_index", torch.as_tensor(pairs, dtype=torch.long).t().contiguous())
-            self.network = BrainNetworkEncoder(channels=tuple(gat_channels), attention_dim=LATENT, dropout=dropout)
+            self.network = BrainNetworkEncoder(channels=tuple(gat_channels), attention_dim=LATENT, dropout=dropout,
+                                               n_nodes=n_nodes, n_edges=self.edge_index.shape[1],
+                                               identity_dim=region_identity, pathway_dim=pathway_readout)
             self.g_brain = ProjectionHead((FEATURES, 64, LATENT, LATENT))
             if tumour:
                 self.g_tumour = ProjectionHead((FEATURES * len(tumour), 64, LATENT, LATENT))

@@ -21,6 +21,11 @@ Choices the paper leaves open (recorded here):
 * Node features are standardised per feature with the mean and standard deviation of the labelled
   (training) nodes only: normalisation is fitted on the training nodes. Edges are built from the raw
   ``edge_features``: Pearson correlation centres and scales each row itself.
+* Optional (``residual``; ``brainnet`` turns it on): a bias-free linear skip around each GATConv. Without
+  it a patient's own features are averaged with those of its correlated neighbours, and when the edge
+  features do not follow the class that washes the label out: on the default synthetic cohort's learnt
+  features the population graph scored AUC 0.91 without it and 0.99 with it (MLP on the same features
+  0.997), and on a graph joining half of all pairs regardless of class 0.44 against 1.0 (tests).
 * Heads 1, ReLU + dropout 0.3 after each GATConv, Adam weight decay 5e-4, class-weighted cross-entropy
   (weight ``n / (K * n_k)`` for class ``k``, as :mod:`gliotype.methods.torch_method`).
 * Determinism: the weights and dropout masks are drawn after ``torch.manual_seed(seed)`` inside
@@ -138,6 +143,8 @@ class PopulationGAT(nn.Module):
         n_classes: output classes.
         channels: output width of each GATConv (paper: 64, 128, 128, 128).
         dropout: dropout after each GATConv.
+        residual: add a bias-free linear map of each layer's input to its output (a patient's own features
+            then reach the head however its neighbours look).
 
     Shapes:
         x: (N, in_dim), edge_index: (2, M) as [source; target], edge_weight: (M,) -> logits (N, n_classes)
@@ -149,7 +156,7 @@ class PopulationGAT(nn.Module):
     """
 
     def __init__(self, in_dim: int, n_classes: int, channels: Sequence[int] = (64, 128, 128, 128),
-                 dropout: float = 0.3):
+                 dropout: float = 0.3, residual: bool = False):
         super().__init__()
         if not channels or any(c < 1 for c in channels):
             raise ValueError(f"PopulationGAT: channels gives the width of each GATConv and must be a non-empty "
@@ -158,14 +165,19 @@ class PopulationGAT(nn.Module):
         self.convs = nn.ModuleList(
             DenseEdgeGATConv(w_in, w_out, heads=1, edge_dim=1, add_self_loops=True, fill_value=1.0)
             for w_in, w_out in zip(widths[:-1], widths[1:]))
+        self.skips = nn.ModuleList(nn.Linear(w_in, w_out, bias=False) for w_in, w_out in zip(widths[:-1], widths[1:])
+                                   ) if residual else None
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(widths[-1], n_classes)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor) -> Tensor:
         """Logits (N, n_classes) of every node of the graph."""
         edge_attr = edge_weight.to(x.dtype).view(-1, 1)
-        for conv in self.convs:
-            x = self.dropout(torch.relu(conv(x, edge_index, edge_attr)))
+        for i, conv in enumerate(self.convs):
+            h = conv(x, edge_index, edge_attr)
+            if self.skips is not None:
+                h = h + self.skips[i](x)
+            x = self.dropout(torch.relu(h))
         return self.head(x)
 
 
@@ -183,6 +195,7 @@ class PopulationConfig(BaseModel):
     lr_step: int = Field(50, ge=1, description="epochs between learning-rate decays")
     lr_gamma: float = Field(0.9, gt=0, le=1, description="learning-rate factor every lr_step epochs")
     class_weighting: bool = True
+    residual: bool = Field(False, description="linear skip connection around each GATConv")
 
 
 def fit_predict_population(node_features: Tensor | np.ndarray, edge_features: Tensor | np.ndarray,
@@ -215,7 +228,7 @@ def fit_predict_population(node_features: Tensor | np.ndarray, edge_features: Te
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
-        model = PopulationGAT(x.shape[1], n_classes, config.channels, config.dropout).to(dev)
+        model = PopulationGAT(x.shape[1], n_classes, config.channels, config.dropout, config.residual).to(dev)
         _train(model, (x, edge_index, weight), y, nodes, class_weight, config)
     model.eval()
     with torch.no_grad():
