@@ -81,6 +81,9 @@ VARIANTS: dict[str, dict] = {
     "full-svm": {"classifier": "svm"},
     # paper Table 2: the population graph's node and edge features
     **{f"population-{c}": {"population": c} for c in POPULATION_CHOICES},
+    # our additions turned off: the paper's network encoder and population GAT as written
+    "paper-network-encoder": {"region_identity": 0, "pathway_readout": 0},
+    "paper-population-gat": {"population_residual": False},
 }
 """Named configurations of ``brainnet`` (method options to apply, see ``gliotype ablate``)."""
 
