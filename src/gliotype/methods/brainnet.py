@@ -103,7 +103,7 @@ class BrainNetConfig(Image3DConfig, PointFields):
     gat_channels: tuple[int, ...] = Field((64, 128, 128, 256, 256, 256), min_length=1)
     region_identity: int = Field(16, ge=0, description="size of the learnt region embedding in each node's input "
                                                       "(0: the paper's encoder)")
-    pathway_readout: int = Field(1, ge=0, description="values per pathway kept next to the pooled nodes "
+    pathway_readout: int = Field(1, ge=0, description="values per pathway mapped linearly onto the network latent "
                                                       "(0: the paper's encoder)")
     # stage brain_voxels (registration to MNI152 and the atlas)
     transform: Literal["SyN", "Affine", "Rigid"] = "SyN"
@@ -185,8 +185,9 @@ class BrainNet(RotatingMethod):
         cfg = self.config
         return MultiModal(cfg.encoders, n_classes, getattr(self, "_pairs", None), getattr(self, "_n_nodes", None),
                           image_channels=cfg.image_channels, gat_channels=cfg.gat_channels,
-                          region_identity=cfg.region_identity, pathway_readout=cfg.pathway_readout, max_neighbors=cfg.max_neighbors, attention=cfg.attention,
-                          edge_floor=cfg.edge_floor, dropout=cfg.dropout)
+                          region_identity=cfg.region_identity, pathway_readout=cfg.pathway_readout,
+                          max_neighbors=cfg.max_neighbors, attention=cfg.attention, edge_floor=cfg.edge_floor,
+                          dropout=cfg.dropout)
 
     _KEYS = ("image", "points", "node_attr", "edge_attr")
 

@@ -269,7 +269,7 @@ class BrainNetworkEncoder(nn.Module):
         n_nodes: regions per network (90); with ``identity_dim`` > 0 each region's input also carries a
             learnt embedding of which region it is.
         n_edges: pathways per network; with ``pathway_dim`` > 0 each pathway's (attended) attributes are also
-            projected to ``pathway_dim`` values and kept, in pathway order, next to the pooled nodes.
+            projected to ``pathway_dim`` values, mapped in pathway order by a linear layer onto the latent.
         identity_dim, pathway_dim: 0 turns the addition off (the paper's encoder).
 
     Shapes:
@@ -379,7 +379,8 @@ class BrainNetworkEncoder(nn.Module):
         if node_attr.dim() != 3 or node_attr.shape[-1] != self.node_dim:
             raise ValueError(f"{name}: node_attr must have shape (B, N, {self.node_dim}); got {tuple(node_attr.shape)}")
         n_graphs, n_nodes, _ = node_attr.shape
-        for what, built, given in (("regions", self.n_nodes, n_nodes), ("pathways", self.n_edges, edge_index.shape[-1])):
+        n_pathways = edge_index.shape[-1]
+        for what, built, given in (("regions", self.n_nodes, n_nodes), ("pathways", self.n_edges, n_pathways)):
             if built is not None and given != built:
                 raise ValueError(f"{name}: built for {built} {what} per network, given {given}; a network from "
                                  "another atlas needs a model trained on it")

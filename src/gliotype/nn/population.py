@@ -162,11 +162,11 @@ class PopulationGAT(nn.Module):
             raise ValueError(f"PopulationGAT: channels gives the width of each GATConv and must be a non-empty "
                              f"sequence of positive integers; got {tuple(channels)!r}")
         widths = [int(in_dim), *map(int, channels)]
+        pairs = list(zip(widths[:-1], widths[1:]))
         self.convs = nn.ModuleList(
             DenseEdgeGATConv(w_in, w_out, heads=1, edge_dim=1, add_self_loops=True, fill_value=1.0)
-            for w_in, w_out in zip(widths[:-1], widths[1:]))
-        self.skips = nn.ModuleList(nn.Linear(w_in, w_out, bias=False) for w_in, w_out in zip(widths[:-1], widths[1:])
-                                   ) if residual else None
+            for w_in, w_out in pairs)
+        self.skips = nn.ModuleList(nn.Linear(w_in, w_out, bias=False) for w_in, w_out in pairs) if residual else None
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(widths[-1], n_classes)
 
