@@ -93,6 +93,7 @@ def validate(cohort: Annotated[Path, typer.Argument(metavar="COHORT")]):
 
 CohortArg = Annotated[Path, typer.Argument(metavar="COHORT", help="cohort folder (labels.csv + one folder per patient)")]
 RunArg = Annotated[Path, typer.Argument(metavar="RUN", help="output folder of `gliotype train`")]
+TargetOpt = Annotated[str, typer.Option(help="idh, codel_1p19q or grade")]
 CacheOpt = Annotated[Optional[Path], typer.Option("--cache", help="prepared-data cache (default COHORT/.gliotype-cache)")]
 WorkersOpt = Annotated[int, typer.Option(min=1, help="worker processes for preparation")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda")]
@@ -145,7 +146,7 @@ def methods():
 def train(
     cohort: CohortArg,
     method: Annotated[str, typer.Option(help="a method from `gliotype methods`")],
-    target: Annotated[str, typer.Option(help="idh, codel_1p19q or grade")],
+    target: TargetOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="run folder (rerun with the same folder to resume)")],
     folds: Annotated[int, typer.Option(min=1, help="patient-level stratified folds; 1 = one holdout split")] = 5,
     holdout: Annotated[Optional[float], typer.Option(help="holdout fraction instead of K-fold")] = None,
@@ -211,7 +212,7 @@ def explain(run: RunArg, cohort: CohortArg,
 def ablate(
     cohort: CohortArg,
     method: Annotated[str, typer.Option(help="method whose variants to run (brainnet)")],
-    target: Annotated[str, typer.Option(help="idh, codel_1p19q or grade")],
+    target: TargetOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for one run per variant and report.html")],
     variants: Annotated[Optional[str], typer.Option(help="comma-separated variant names (default: all)")] = None,
     baselines: Annotated[str, typer.Option(help="comma-separated baseline methods ('' for none)")] = "densenet3d,resnet3d",

@@ -24,6 +24,12 @@ def small_brain_net(additions=False):
     return BrainNetworkEncoder(channels=(8, 8), fc=(16, 4), attention_dim=8, **extra).eval()
 
 
+def node_embeddings(net, nodes, edges, attention=None):
+    """(B, N, C) node embeddings after the GAT layers, through the batched form."""
+    x, directed, attr = net.batched_graph(nodes, edges, EDGES, attention)
+    return net.embed(x, directed, attr).view(nodes.shape[0], nodes.shape[1], -1)
+
+
 def graph_inputs(n_graphs=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n_graphs, 6, 16, generator=g), torch.randn(n_graphs, 6, 16, generator=g)
@@ -138,9 +144,9 @@ def test_node_attention_is_the_cosine_with_the_tumour_latent():
     tumour = torch.randn(2, 8, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         u, attention = net(nodes, edges, EDGES, tumour_latent=tumour)
-        projected = net.node_head(net.node_embeddings(nodes, edges, EDGES))  # (2, 6, 8)
+        projected = net.node_head(node_embeddings(net, nodes, edges))  # (2, 6, 8)
         by_hand = (projected * tumour[:, None]).sum(-1) / (projected.norm(dim=-1) * tumour.norm(dim=-1)[:, None])
-        weighted = net.node_embeddings(nodes, edges, EDGES) * by_hand[..., None]
+        weighted = node_embeddings(net, nodes, edges) * by_hand[..., None]
         assert attention.shape == (2, 6) and torch.allclose(attention, by_hand, atol=1e-6)
         assert torch.allclose(u, net.fc(weighted.mean(1)), atol=1e-6)
         assert net(nodes, edges, EDGES)[1] is None
@@ -167,8 +173,6 @@ def test_batched_form_embed_and_encode_serve_pyg_explainer(additions):
     x, edge_index, edge_attr = net.batched_graph(nodes, edges, EDGES, None)
     assert edge_index.shape == (2, 2 * 2 * 6)  # two graphs, both directions of six pathways
     with torch.no_grad():
-        embedded = net.embed(x, edge_index, edge_attr).view(2, 6, -1)
-        assert torch.allclose(embedded, net.node_embeddings(nodes, edges, EDGES), atol=1e-6)
         unattended, _ = net.encode(x, edge_index, edge_attr, 2)
         assert torch.allclose(unattended, net(nodes, edges, EDGES)[0], atol=1e-6)
 
@@ -212,7 +216,7 @@ def test_pathway_readout_keeps_each_attended_pathway_projection_in_order():
     attention = torch.rand(2, 6, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         u, _ = net(nodes, edges, EDGES, attention)
-        pooled = net.node_embeddings(nodes, edges, EDGES, attention).mean(1)  # (2, 8)
+        pooled = node_embeddings(net, nodes, edges, attention).mean(1)  # (2, 8)
         rows = net.pathways.lin(edges * attention[..., None])  # (2, 6 pathways, 2)
         assert torch.allclose(u, net.fc(pooled) + net.pathway_fc(rows.flatten(1)), atol=1e-6)
     assert net.pathway_fc.in_features == 6 * 2

@@ -323,12 +323,6 @@ class BrainNetworkEncoder(nn.Module):
             latent = latent + self.pathway_fc(rows.mean(1).flatten(1))
         return latent, node_attention
 
-    def node_embeddings(self, node_attr: Tensor, edge_attr: Tensor, edge_index: Tensor,
-                        edge_attention: Tensor | None = None) -> Tensor:
-        """Node embeddings after the GAT layers, (B, N, channels[-1]); edge attributes times edge attention."""
-        x, directed, attr = self.batched_graph(node_attr, edge_attr, edge_index, edge_attention)
-        return self.embed(x, directed, attr).view(node_attr.shape[0], node_attr.shape[1], -1)
-
     def node_attention(self, embeddings: Tensor, tumour_latent: Tensor) -> Tensor:
         """Paper eq. 3: cosine of ``g^Na(e^N_n)`` and the tumour latent.
 
