@@ -8,7 +8,7 @@ probabilities from a state. The runner owns splits, resumption, files and metric
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,6 +44,9 @@ class FitContext:
     device: str = "auto"
     progress: bool = False
     target: str = "idh"
+    aux_train: dict[str, np.ndarray] = field(default_factory=dict)
+    """Class indices (-1 where unknown) of each of :meth:`Method.label_targets`, for the training patients."""
+    aux_val: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Method(ABC):
@@ -85,6 +88,16 @@ class Method(ABC):
         """The prediction (key ``"prediction"``, as :meth:`predict_proba`) and the probabilities of any other
         head of a multi-head model (e.g. ``colearn``'s ``cnn`` and ``gnn``), each (n, n_classes)."""
         return {"prediction": self.predict_proba(state, inputs, n_classes, device)}
+
+    def label_targets(self, target: str) -> tuple[str, ...]:
+        """Targets besides the run's ``target`` whose labels ``fit`` reads (through ``FitContext.aux_train``):
+        the other tasks of a multi-task model, or a label used to choose training patients."""
+        return ()
+
+    def tasks(self, target: str) -> tuple[str, ...]:
+        """Targets besides ``target`` that the model also predicts; ``predict_heads`` returns each one's
+        probabilities under the key ``task:<target>``, and the runner writes its own files for it."""
+        return ()
 
     def sidecar(self) -> dict:
         """JSON-able facts learnt in ``fit`` that ``predict_proba`` needs besides the tensors (e.g. gene order)."""

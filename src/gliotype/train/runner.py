@@ -9,6 +9,8 @@ RUN/
   predictions.csv        out-of-fold predictions of every patient
   head_predictions.csv   the same for each head of a multi-head method (column ``head``), if it has any
   metrics.json           metrics with stratified bootstrap CIs
+  tasks/<target>/        for a multi-task model, the predictions.csv and metrics.json of each other target
+                         it predicts (patients whose label of that target is unknown have an empty y_true)
 A rerun with the same RUN skips finished folds and resumes an interrupted one at its last finished epoch.
 """
 
@@ -43,6 +45,15 @@ class Selection:
     classes: list[str]
     skipped: dict[str, str]
     inputs: dict
+    aux: dict[str, np.ndarray]
+    """Class indices (-1 where unknown) of the method's other targets (its label targets and tasks)."""
+
+
+def class_indices(cohort: Cohort, patient_ids: list[str], target: str) -> np.ndarray:
+    """Each patient's class index of ``target`` (order of ``TARGETS[target]``), -1 where the label is unknown."""
+    classes = list(TARGETS[target])
+    return np.array([classes.index(cohort[p].label(target)) if cohort[p].label(target) else -1
+                     for p in patient_ids], int)
 
 
 def select(cohort: Cohort, method: Method, target: str, cache_dir: Path | None, workers: int,
@@ -69,9 +80,10 @@ def select(cohort: Cohort, method: Method, target: str, cache_dir: Path | None, 
     prepared = method.prepare(cohort, candidates, cache_dir, workers, progress)
     skipped.update(prepared.failed)
     ids = [p for p in candidates if p in prepared.inputs]
-    y = np.array([classes.index(cohort[p].label(target)) if cohort[p].label(target) else -1 for p in ids], int)
     method.fingerprint = prepared.fingerprint
-    return Selection(ids, y, classes, skipped, prepared.inputs)
+    others = dict.fromkeys([*method.label_targets(target), *method.tasks(target)])
+    aux = {t: class_indices(cohort, ids, t) for t in others if t != target}
+    return Selection(ids, class_indices(cohort, ids, target), classes, skipped, prepared.inputs, aux)
 
 
 def make_splits(sel: Selection, cfg: RunConfig, validation: bool = True) -> pd.DataFrame:
@@ -121,34 +133,40 @@ def train(cohort_path: str | Path, method: str, target: str, out: str | Path, *,
     _write_once(out / "splits.csv", splits.to_csv(index=False))
     write_json(out / "cohort.json", cohort_summary(cohort_path, sel, model.needs))
     index = {p: i for i, p in enumerate(sel.patient_ids)}
-    frames, heads = zip(*[run_fold(model, sel, splits[splits.fold == k], index, int(k), cfg, out, device, progress)
-                          for k in sorted(splits.fold.unique())])
+    frames, heads, tasks = zip(*[run_fold(model, sel, splits[splits.fold == k], index, int(k), cfg, out, device,
+                                          progress) for k in sorted(splits.fold.unique())])
     predictions = pd.concat(frames, ignore_index=True)
+    task_metrics = write_tasks(out, {t: pd.concat([f[t] for f in tasks], ignore_index=True) for t in tasks[0]},
+                               method, seed)
     heads = pd.concat(heads, ignore_index=True) if all(h is not None for h in heads) else None
     if heads is not None:
         atomic_write_bytes(out / "head_predictions.csv", heads.to_csv(index=False).encode())
     atomic_write_bytes(out / "predictions.csv", predictions.to_csv(index=False).encode())
     report = metrics_report(predictions, sel.classes, method, target, seed=seed,
                             extra={"validation": "holdout" if (folds == 1 or holdout_fraction) else f"{folds}-fold cv",
-                                   "skipped_patients": len(sel.skipped),
+                                   "skipped_patients": len(sel.skipped), **task_metrics,
                                    **head_metrics(heads, sel.classes, method, target, seed)})
     write_json(out / "metrics.json", report)
     return out
 
 
 def run_fold(model: Method, sel: Selection, split: pd.DataFrame, index: dict, k: int, cfg: RunConfig,
-             out: Path, device: str, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Fit fold ``k`` (or take it from disk when finished); returns its test predictions and, for a
-    multi-head method, the test predictions of each head (else ``None``)."""
+             out: Path, device: str, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+    """Fit fold ``k`` (or take it from disk when finished); returns its test predictions, for a
+    multi-head method the test predictions of each head (else ``None``), and those of each other task."""
     work = out / "work" / f"fold{k}"
     done, heads_csv = work / "predictions.csv", work / "heads.csv"
+    task_csv = {t: work / f"task_{t}.csv" for t in model.tasks(cfg.target)}
     if done.is_file() and (out / "model" / f"fold{k}.json").is_file():
         log.info("fold %d already finished: skipping", k)
-        return read_predictions_csv(done), (read_predictions_csv(heads_csv) if heads_csv.is_file() else None)
+        return (read_predictions_csv(done), (read_predictions_csv(heads_csv) if heads_csv.is_file() else None),
+                {t: read_predictions_csv(path) for t, path in task_csv.items()})
     ids = {role: split[split.role == role].patient_id.tolist() for role in ("train", "val", "test")}
     data = {role: [sel.inputs[p] for p in ids[role]] for role in ids}
-    ys = {role: sel.y[[index[p] for p in ids[role]]] for role in ids}
-    ctx = FitContext(work, cfg.seed + k, cfg.epochs, device, progress, cfg.target)
+    rows = {role: [index[p] for p in ids[role]] for role in ids}
+    ys = {role: sel.y[rows[role]] for role in ids}
+    ctx = FitContext(work, cfg.seed + k, cfg.epochs, device, progress, cfg.target,
+                     {t: a[rows["train"]] for t, a in sel.aux.items()}, {t: a[rows["val"]] for t, a in sel.aux.items()})
     state = model.fit(data["train"], ys["train"], data["val"], ys["val"], len(sel.classes), ctx)
     save_checkpoint(out / "model" / f"fold{k}.safetensors", state, {
         "method": cfg.method, "target": cfg.target, "classes": sel.classes, "fold": k,
@@ -157,18 +175,51 @@ def run_fold(model: Method, sel: Selection, split: pd.DataFrame, index: dict, k:
     probs = model.predict_heads(state, data["test"], len(sel.classes), device)
     y_true = [sel.classes[i] for i in ys["test"]]
     frame, heads = frames_of(ids["test"], y_true, probs, sel.classes, cfg.target, k)
-    if heads is not None:  # written before predictions.csv, which marks the fold finished
+    tasks = task_frames(ids["test"], {t: a[rows["test"]] for t, a in sel.aux.items()}, probs, k)
+    for t, path in task_csv.items():  # these and heads.csv are written before predictions.csv,
+        atomic_write_bytes(path, tasks[t].to_csv(index=False).encode())  # which marks the fold finished
+    if heads is not None:
         atomic_write_bytes(heads_csv, heads.to_csv(index=False).encode())
     atomic_write_bytes(done, frame.to_csv(index=False).encode())
-    return frame, heads
+    return frame, heads, tasks
 
 
 def frames_of(ids, y_true, probs: dict[str, np.ndarray], classes, target: str, fold):
     """The prediction frame and, when ``probs`` has other heads, one frame of every head's rows (column ``head``)."""
     frame = predictions_frame(ids, y_true, probs["prediction"], classes, target, fold)
     others = [predictions_frame(ids, y_true, p, classes, target, fold).assign(head=h)
-              for h, p in probs.items() if h != "prediction"]
+              for h, p in probs.items() if h != "prediction" and not h.startswith(TASK)]
     return frame, (pd.concat(others, ignore_index=True) if others else None)
+
+
+TASK = "task:"
+"""Prefix of the ``predict_heads`` keys that hold another target's probabilities (multi-task models)."""
+
+
+def task_frames(ids, aux: dict[str, np.ndarray], probs: dict[str, np.ndarray], fold) -> dict[str, pd.DataFrame]:
+    """The predictions frame of every other task in ``probs`` (``task:<target>``), labels from ``aux``."""
+    frames = {}
+    for key, prob in probs.items():
+        if key.startswith(TASK):
+            target = key[len(TASK):]
+            classes = list(TARGETS[target])
+            y_true = [classes[i] if i >= 0 else "" for i in aux[target]]
+            frames[target] = predictions_frame(ids, y_true, prob, classes, target, fold)
+    return frames
+
+
+def write_tasks(out: Path, frames: dict[str, pd.DataFrame], method: str, seed: int, extra: dict | None = None) -> dict:
+    """Write ``tasks/<target>/predictions.csv`` and ``metrics.json`` of each other task; returns the
+    ``tasks`` entry of the main metrics.json (each task's metrics with CIs), or ``{}`` for none."""
+    summary = {}
+    for target, frame in frames.items():
+        folder = out / "tasks" / target
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / "predictions.csv", frame.to_csv(index=False).encode())
+        report = metrics_report(frame, list(TARGETS[target]), method, target, seed=seed, extra=extra)
+        write_json(folder / "metrics.json", report)
+        summary[target] = {"n": report["n"], "metrics": report["metrics"]}
+    return {"tasks": summary} if summary else {}
 
 
 def head_metrics(heads: pd.DataFrame | None, classes, method: str, target: str, seed: int) -> dict:
