@@ -46,6 +46,8 @@ REGISTRY = [
     "bench_rnaseq",     # rnaseq-lr-fit: seconds per fold, 200 x 1544
     "bench_graph_ops",  # graph: radius_graph, knn_graph, fps vs bench_graph's references
     "bench_pointgnn",   # pointgnn-train / -infer: GeometricLearner clouds/s, 512 points, batch 8
+    "bench_vqvae",      # vqvae-encode / -tumour / -train / -recon: paper 002's perfusion VQ-VAE, both encoders
+    "bench_habitat_graph",  # hiperf-coarse / -fine: HiPerfGNN habitat + SLIC supervoxel graphs, per patient
 ]
 
 

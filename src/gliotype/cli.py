@@ -211,11 +211,12 @@ def explain(run: RunArg, cohort: CohortArg,
 @command
 def ablate(
     cohort: CohortArg,
-    method: Annotated[str, typer.Option(help="method whose variants to run (brainnet)")],
+    method: Annotated[str, typer.Option(help="method whose variants to run (brainnet, hiperfgnn)")],
     target: TargetOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for one run per variant and report.html")],
     variants: Annotated[Optional[str], typer.Option(help="comma-separated variant names (default: all)")] = None,
-    baselines: Annotated[str, typer.Option(help="comma-separated baseline methods ('' for none)")] = "densenet3d,resnet3d",
+    baselines: Annotated[Optional[str], typer.Option(help="comma-separated baseline methods ('' for none; "
+                                                     "default: the paper's)")] = None,
     folds: Annotated[int, typer.Option(min=1)] = 5,
     epochs: Annotated[Optional[int], typer.Option(min=1, help="override every run's epochs")] = None,
     seed: int = 0,
@@ -230,7 +231,7 @@ def ablate(
     from gliotype.train.config import parse_overrides
 
     path = run_ablate(cohort, method, target, out_dir, variants=variants.split(",") if variants else None,
-                      baselines=[b for b in baselines.split(",") if b], folds=folds, seed=seed, epochs=epochs,
+                      baselines=None if baselines is None else [b for b in baselines.split(",") if b], folds=folds, seed=seed, epochs=epochs,
                       overrides=parse_overrides(set_ or []), baseline_overrides=parse_overrides(baseline_set or []),
                       cache_dir=cache, workers=workers, device=device, say=out.print)
     out.print(f"ablation report: {path}")

@@ -1,9 +1,10 @@
 """``gliotype demo``: the whole flow on synthetic cohorts, sized to run in minutes on two CPU cores.
 
 synth (training cohort + an external cohort with another seed) -> validate -> prepare -> train each
-available method with few epochs (3-fold CV) -> evaluate the image model on the external cohort ->
-explain colearn's prediction for the first external patient (brainnet trains with affine registration
-and small widths to stay within minutes) -> one HTML report comparing the runs.
+available method with few epochs (3-fold CV; hiperfgnn multi-task: IDH, 1p/19q and grade in one model) ->
+evaluate the image model and hiperfgnn on the external cohort -> explain colearn's and hiperfgnn's
+predictions for the first external patient (brainnet trains with affine registration and small widths to
+stay within minutes) -> one HTML report comparing the runs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ DEMO_RUNS: list[tuple[str, str, dict]] = [
                          "transform": "Affine", "n_voxels": 100, "image_channels": [8, 16, 16, 32, 32],
                          "gat_channels": [32, 64, 64], "generator_epochs": 10, "generator_hidden": [256, 64, 32],
                          "generator_fa_hidden": [64, 32], "population_epochs": 100}),
+    ("hiperfgnn", "idh", {"tasks": ["codel_1p19q", "grade"], "epochs": 10, "patience": 10, "hidden": 32,
+                          "vqvae_epochs": 2, "vqvae_curves": 20000}),
     ("rnaseq-lr", "idh", {}),
     ("rnaseq-lr", "grade", {}),
 ]
@@ -48,11 +51,14 @@ def run_demo(out: str | Path, patients: int = 40, seed: int = 0, say: Callable[[
         run = out / "runs" / f"{method}-{target}"
         say(f"training {method} for {target} (3-fold patient-level CV) -> {run}")
         runs.append(train(cohort_dir, method, target, run, folds=3, seed=seed, overrides=options, progress=True))
-    external = out / "runs" / "densenet3d-idh-external"
-    say(f"evaluating densenet3d on the external cohort -> {external}")
-    runs.append(evaluate(out / "runs" / "densenet3d-idh", external_dir, external, progress=True))
+    for method in ("densenet3d", "hiperfgnn"):
+        external = out / "runs" / f"{method}-idh-external"
+        say(f"evaluating {method} on the external cohort -> {external}")
+        runs.append(evaluate(out / "runs" / f"{method}-idh", external_dir, external, progress=True))
     patient = Cohort.from_folder(external_dir).patient_ids[0]
-    explained = explain_patient(out / "runs" / "colearn-idh", external_dir, patient, out / "explain" / patient,
-                                gnn_epochs=50)
-    say(f"explained colearn's prediction for {patient} ({explained.summary['class_explained']}) -> {explained.out}")
+    for method in ("colearn", "hiperfgnn"):
+        explained = explain_patient(out / "runs" / f"{method}-idh", external_dir, patient,
+                                    out / "explain" / f"{method}-{patient}", gnn_epochs=50)
+        say(f"explained {method}'s prediction for {patient} ({explained.summary['class_explained']}) -> "
+            f"{explained.out}")
     return write_report(runs, out / "report.html")

@@ -174,39 +174,8 @@ def test_gliomt_learns_the_planted_t2_signal(tiny_mri_cohort, tmp_path):
     assert json.loads((run / "metrics.json").read_text())["metrics"]["auc"]["value"] >= 0.9
 
 
-def write_tiny_dsc_cohort(root, n=12, seed=0, shape=(16, 16, 16), timepoints=40):
-    """Noise brains with a spherical tumour whose DSC bolus dips deeper when IDH-wildtype (hypervascular).
-
-    All images share one 3 mm grid; the 4-D DSC has ``timepoints`` frames, baseline 100, a Gaussian dip at
-    frame 15 of depth 60 (wildtype) or 20 (mutant) in the tumour and 30 elsewhere.
-    """
-    import nibabel as nib
-
-    rng = np.random.default_rng(seed)
-    affine = np.diag([3.0, 3.0, 3.0, 1.0])
-    grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1)
-    bolus = np.exp(-0.5 * ((np.arange(timepoints) - 15) / 3.0) ** 2)
-    rows = ["patient_id,idh,codel_1p19q,grade"]
-    for i in range(n):
-        pid, mutant = f"D{i:03d}", i % 2 == 1
-        folder = root / pid
-        folder.mkdir(parents=True)
-        tumour = ((grid - rng.uniform(6, 10, 3)) ** 2).sum(-1) <= rng.uniform(2.5, 4) ** 2
-        for seq in ("t1n", "t1c", "t2w", "t2f"):
-            nib.save(nib.Nifti1Image(rng.normal(100, 10, shape).astype(np.float32), affine),
-                     str(folder / f"{pid}-{seq}.nii.gz"))
-        nib.save(nib.Nifti1Image(tumour.astype(np.uint8), affine), str(folder / f"{pid}-seg.nii.gz"))
-        depth = np.where(tumour, 20.0 if mutant else 60.0, 30.0)
-        dsc = 100 - depth[..., None] * bolus + rng.normal(0, 2, (*shape, timepoints))
-        nib.save(nib.Nifti1Image(dsc.astype(np.float32), affine), str(folder / f"{pid}-dsc.nii.gz"))
-        rows.append(f"{pid},{'mutant' if mutant else 'wildtype'},intact,{3 if mutant else 4}")
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    return root
-
-
-def test_perfgat_learns_the_planted_bolus_depth(tmp_path):
-    cohort = write_tiny_dsc_cohort(tmp_path / "cohort")
-    run = train(cohort, "perfgat", "idh", tmp_path / "run", folds=2, epochs=6, seed=0,
+def test_perfgat_learns_the_planted_bolus_depth(tiny_dsc_cohort, tmp_path):
+    run = train(tiny_dsc_cohort, "perfgat", "idh", tmp_path / "run", folds=2, epochs=6, seed=0,
                 overrides={"batch_size": 4, "parcel_voxels": 2, "lr": 3e-3})
     check_run(run, 12)
     assert json.loads((run / "metrics.json").read_text())["metrics"]["auc"]["value"] >= 0.9

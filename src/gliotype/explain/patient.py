@@ -38,6 +38,7 @@ from gliotype.explain.gradcam import default_layer, grad_cam, upsample_cam
 from gliotype.explain.points import project_to_points
 from gliotype.methods.torch_method import TorchMethod
 from gliotype.prepare import load_prepared, run_stage
+from gliotype.prepare.stage import default_cache
 from gliotype.prepare.cache import atomic_write_bytes
 from gliotype.prepare.tumour_geometry import to_world
 from gliotype.train.apply import load_run
@@ -62,13 +63,14 @@ def explain_patient(run: str | Path, cohort_path: str | Path, patient_id: str, o
                     device: str = "auto") -> Explanation:
     """Explain the prediction of ``run`` for one patient of a cohort; writes the files listed in the module doc."""
     cfg, method, folds = load_run(run)
+    if cfg.method == "hiperfgnn":
+        return _explain_hiperf(run, cfg, method, folds, Cohort.from_folder(cohort_path), patient_id, Path(out),
+                               class_name, cache_dir, device)
     if not isinstance(method, TorchMethod) or not set(method.stages) & set(EXPLAINED_STAGES):
         raise ValueError(f"{cfg.method}: explain supports methods that read the tumour image or the tumour points "
                          "(colearn, cnn3d, pointgnn, densenet3d, resnet3d); this run's method reads neither")
     cohort = Cohort.from_folder(cohort_path)
-    if patient_id not in cohort.patient_ids:
-        known = ", ".join(cohort.patient_ids[:5]) + (" ..." if len(cohort.patient_ids) > 5 else "")
-        raise ValueError(f"{patient_id}: no such patient in {cohort_path} (patients: {known}); check the --patient id")
+    _check_patient(cohort, patient_id)
     case = cohort[patient_id]
     classes = folds[0][1]["classes"]
     if "brain_voxels" in method.stages:
@@ -140,6 +142,43 @@ def _explain_brainnet(run, cfg, method, folds, cohort, patient_id, out: Path, cl
     write_json(out / "explain.json", result.summary)
     result.files["summary"] = out / "explain.json"
     return result
+
+
+def _explain_hiperf(run, cfg, method, folds, cohort, patient_id, out: Path, class_name, cache_dir,
+                    device) -> Explanation:
+    """``hiperfgnn``: habitat saliency on the DSC grid (see :mod:`gliotype.explain.perfusion`)."""
+    from gliotype.explain.perfusion import explain_hiperf
+
+    _check_patient(cohort, patient_id)
+    classes = folds[0][1]["classes"]
+    arrays, _ = _prepare(method, "perfusion_input", cohort, patient_id, cache_dir)
+    method._cache = Path(cache_dir) if cache_dir else default_cache(cohort)
+    item = {**method.item({"perfusion_input": arrays}), "patient_id": patient_id}
+    summary, files = explain_hiperf(method, folds, item, arrays, cohort[patient_id].images["dsc"],
+                                    lambda p: _class_index(class_name, classes, p), out, device=device)
+    result = Explanation(out, files)
+    target = summary.pop("class_index")
+    probs = summary.pop("probabilities")
+    result.summary = {"patient_id": patient_id, "method": cfg.method, "run": str(Path(run).resolve()),
+                      "target": cfg.target, "class_explained": classes[target], "n_models": len(folds),
+                      "probabilities": {h: dict(zip(_classes_of(h, classes), map(float, p))) for h, p in probs.items()},
+                      **summary, "files": {k: p.name for k, p in files.items()}}
+    write_json(out / "explain.json", result.summary)
+    result.files["summary"] = out / "explain.json"
+    return result
+
+
+def _classes_of(head: str, classes: list[str]) -> list[str]:
+    """The class names of a head: another task's own (``task:<target>``), else the run's."""
+    from gliotype.cohort.labels import TARGETS
+
+    return list(TARGETS[head[5:]]) if head.startswith("task:") else classes
+
+
+def _check_patient(cohort: Cohort, patient_id: str) -> None:
+    if patient_id not in cohort.patient_ids:
+        known = ", ".join(cohort.patient_ids[:5]) + (" ..." if len(cohort.patient_ids) > 5 else "")
+        raise ValueError(f"{patient_id}: no such patient in {cohort.root} (patients: {known}); check the --patient id")
 
 
 def _prepare(method: TorchMethod, stage: str, cohort: Cohort, patient_id: str, cache_dir: Path | None):

@@ -80,4 +80,5 @@ def check_target(spec: MethodSpec, target: str) -> None:
 
 def _load_builtin() -> None:
     """Import the built-in method modules (they register themselves)."""
-    from gliotype.methods import brainnet, cnn3d, colearn, monai3d, pointgnn, rnaseq_lr, rnaseq_svm  # noqa: F401
+    from gliotype.methods import (  # noqa: F401
+        brainnet, cnn3d, colearn, gliomt, hiperfgnn, monai3d, perfgat, pointgnn, rnaseq_lr, rnaseq_svm)

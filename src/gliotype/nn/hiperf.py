@@ -138,12 +138,17 @@ class PNABlock(nn.Module):
                                            towers=towers) for _ in range(layers))
         self.norms = nn.ModuleList(GraphNorm(hidden) for _ in range(layers))
         self.dropout = nn.Dropout(dropout)
-        self.jk = JumpingKnowledge("lstm", channels=hidden, num_layers=layers)
+        self.jk = JumpingKnowledge("lstm", channels=hidden, num_layers=layers + 1)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor, n_graphs: int) -> Tensor:
-        """Node embeddings after the JK readout."""
+        """Node embeddings after the JK readout, which reads the input projection and every layer's output.
+
+        The input projection is a path around GraphNorm, which normalises each graph on its own: a graph of
+        one node (a tumour that is a single habitat) leaves GraphNorm nothing but each feature's sign, and a
+        shift shared by all of a graph's nodes (a tumour-wide rCBV) is what it removes first.
+        """
         h = self.lin_in(x)
-        outs = []
+        outs = [h]
         for conv, norm in zip(self.convs, self.norms):
             h = self.dropout(torch.relu(norm(conv(h, edge_index, edge_attr), batch, n_graphs)))
             outs.append(h)

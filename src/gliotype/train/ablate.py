@@ -1,37 +1,38 @@
 """Ablations: train a method's named variants (and baselines) with the same splits, then one comparison report.
 
 Each variant is a run folder ``OUT/<variant>`` made by :func:`gliotype.train.train` with the variant's
-method options (``brainnet``'s :data:`~gliotype.methods.brainnet.VARIANTS`); every run uses the same seed and
+method options (the ``VARIANTS`` of the method's module, e.g. :data:`gliotype.methods.brainnet.VARIANTS`); every run uses the same seed and
 folds, so the splits are identical and the report's paired AUC tests compare like with like. Runs that
 already finished are reused (a rerun resumes an interrupted ablation).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from gliotype.methods.registry import get_spec
 
 from gliotype.report import write_report
 from gliotype.train.runner import train
 
-BASELINES = ("densenet3d", "resnet3d")
-"""The 3-D CNN baselines of paper 001 (MONAI DenseNet and ResNet)."""
+BASELINES = {"brainnet": ("densenet3d", "resnet3d"), "hiperfgnn": ("perfgat", "gliomt")}
+"""Each method's baselines in its paper: the 3-D CNNs of paper 001, PerfGAT and GlioMT of paper 002."""
 
 
 def variants_of(method: str) -> dict[str, dict]:
-    """The named configurations of a method (empty if it has none)."""
-    if method == "brainnet":
-        from gliotype.methods.brainnet import VARIANTS
-
-        return VARIANTS
-    return {}
+    """The named configurations of a method (its module's ``VARIANTS``; empty if it has none)."""
+    module = sys.modules[get_spec(method).factory.__module__]
+    return getattr(module, "VARIANTS", {})
 
 
 def ablate(cohort: str | Path, method: str, target: str, out: str | Path, *, variants: Sequence[str] | None = None,
-           baselines: Sequence[str] = BASELINES, folds: int = 5, seed: int = 0, epochs: int | None = None,
+           baselines: Sequence[str] | None = None, folds: int = 5, seed: int = 0, epochs: int | None = None,
            overrides: dict | None = None, baseline_overrides: dict | None = None, cache_dir: Path | None = None,
            workers: int = 1, device: str = "auto", say: Callable[[str], None] = lambda _: None) -> Path:
-    """Train ``variants`` of ``method`` (default: all) and ``baselines``; returns the report path.
+    """Train ``variants`` of ``method`` (default: all) and ``baselines`` (default: its paper's); returns the
+    report path.
 
     Args:
         overrides: method options applied to every variant (e.g. small cubes), before the variant's own.
@@ -45,6 +46,7 @@ def ablate(cohort: str | Path, method: str, target: str, out: str | Path, *, var
     out = Path(out)
     runs = []
     jobs = [(f"{method}-{v}", method, {**(overrides or {}), **known[v]}) for v in names]
+    baselines = BASELINES.get(method, ()) if baselines is None else baselines
     jobs += [(b, b, dict(baseline_overrides or {})) for b in baselines]
     for name, meth, options in jobs:
         run = out / name

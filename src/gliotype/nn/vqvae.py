@@ -1,0 +1,424 @@
+"""The perfusion VQ-VAE of paper 002 (HiPerfGNN, section 2.1): one habitat code per tumour voxel.
+
+Each tumour voxel's DSC time-intensity curve (``T`` = 30 to 90 points, scaled per curve by
+:func:`gliotype.prepare.perfusion.scale_curves`) is encoded to ``N`` latent vectors of ``d`` features
+(paper: ``N = 3``, ``d = 256``). Position ``n`` has its own codebook of ``K`` entries (author code: three
+codebooks of ``K = 2``); each latent vector is replaced by its nearest entry (eq. 1), with the
+straight-through gradient. The decoder maps the quantised sequence back to a fixed-length curve. The code
+sequence ``(k_0, ..., k_{N-1})`` becomes one label ``sum_n k_n K^(N-1-n) + 1`` (1..8 for ``N = 3, K = 2``).
+
+Loss (eq. 2): L1 reconstruction (``+ l2_weight`` x MSE; the author code adds an L2 term) of the input curve
+brought to ``decoder_length`` points (as the encoder's ``time_axis``), plus the codebook and commitment terms of
+:func:`gliotype.losses.vq_losses` (``beta`` = 0.25), both multiplied by ``codebook_weight`` (1.0; the
+author code uses 0.01).
+
+Encoders (``VQVAEConfig.encoder``):
+
+* ``"paper"``: the authors' style at the curve's own resolution (their encoder: 8.65 M parameters,
+  ~140 MFLOP per curve at T = 60). Ours: ``Conv1d(1, 128)``, a residual block at 128 channels, a strided
+  conv to 256 and a residual block, a strided conv to 512 and two residual blocks (GroupNorm + SiLU,
+  kernel 3), ``AdaptiveAvgPool1d(N)`` and a 1x1 projection to ``d``: 4.3 M parameters and ~147 MFLOP per
+  curve at T = 60, the same class of cost (the pooling absorbs any ``T``).
+* ``"lean"`` (default): the curve is brought to ``input_length`` (64) points, so any ``T`` costs the same:
+  by default (``time_axis="pad"``) frame ``i`` stays frame ``i`` and a shorter series is extended with its
+  last value, so a model trained on 60-frame series reads 45-frame ones with the bolus where it was
+  (``"resample"`` stretches every series over the same span, as the paper's adaptive pooling does); two strided ``Conv1d`` layers (16 and 32 channels, kernel 5, stride 2) with ReLU,
+  ``AdaptiveAvgPool1d(N)``, and one ``Linear(32, d)`` per position: 28 k parameters and ~0.2 MFLOP per
+  curve (the resampling and the first convolution run as one matrix product). The decoder only ever sees
+  one of ``K^N`` quantised sequences, so the reconstruction is one of ``K^N`` prototype curves whichever
+  encoder is used; ``benchmarks/bench_vqvae.py`` measures both encoders' reconstruction error.
+
+Codebook collapse (an entry of a ``K = 2`` codebook that no curve chooses) is the main failure mode.
+Three defences, used by :func:`gliotype.prepare.perfusion.train_vqvae`:
+
+* :meth:`PerfusionVQVAE.init_from_batch` sets each position's codebook from the first training batch's
+  ``z_e`` (k-means++ seeds refined by k-means, so both entries start inside the data);
+* it also sets the decoder's output bias to the batch's mean level: otherwise the early reconstruction
+  error is mostly the curves' level, and the commitment term pulled every latent onto one entry before
+  the decoder learned to use the codes (seen on the OSIPI DSC reference object);
+* :meth:`PerfusionVQVAE.reseed_codes` moves an entry that no curve chose during an epoch onto a randomly
+  drawn ``z_e`` of that position.
+
+What the codes capture: each position must split the curves in two. A position whose time window holds
+no structure (a flat baseline) therefore splits on noise; and the codes follow the split that best
+*reconstructs* the curves (mostly depth and width of the drop), which need not be the physiological
+quantity of interest: on the OSIPI reference object they do not reliably separate CBV 2 from CBV 4
+(``tests/prepare/test_dsc_reference.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from gliotype.losses.vq import vq_losses
+
+__all__ = ["MAX_T", "MIN_T", "PerfusionVQVAE", "VQVAEConfig", "check_curves", "code_labels", "encode_voxels",
+           "resample_curves"]
+
+log = logging.getLogger(__name__)
+
+MIN_T, MAX_T = 30, 90  # time points a curve may have
+
+
+class VQVAEConfig(BaseModel):
+    """Architecture and loss weights of the perfusion VQ-VAE (paper values where the paper gives them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    positions: int = Field(3, ge=1)  # N
+    latent_dim: int = Field(256, ge=1)  # d
+    codebook_size: int = Field(2, ge=2)  # K, per position
+    beta: float = Field(0.25, ge=0)
+    encoder: Literal["lean", "paper"] = "lean"
+    input_length: int = Field(64, ge=8)  # lean encoder: every curve is brought to this length first
+    time_axis: Literal["pad", "resample"] = "pad"  # how: frames kept, last value repeated (or cropped); or stretched
+    decoder_length: int = Field(64, ge=8)  # the reconstruction target: the input resampled to this length
+    lean_channels: tuple[int, int] = (16, 32)
+    paper_channels: tuple[int, int, int] = (128, 256, 512)
+    decoder_hidden: int = Field(256, ge=1)
+    l2_weight: float = Field(0.0, ge=0)  # author code adds an L2 reconstruction term
+    codebook_weight: float = Field(1.0, ge=0)  # multiplies codebook + commitment (author code: 0.01)
+
+    @field_validator("paper_channels", "lean_channels")
+    @classmethod
+    def _positive_channels(cls, value: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        step = 32 if info.field_name == "paper_channels" else 1  # GroupNorm(32, c) in the paper encoder
+        if any(c < step or c % step for c in value):
+            raise ValueError(f"{info.field_name} must be positive multiples of {step}; got {value!r}")
+        return value
+
+
+# ------------------------------------------------------------------------------------------ curves
+
+
+def check_curves(curves: Tensor | np.ndarray, name: str = "curves") -> None:
+    """Raise ``ValueError`` unless ``curves`` is a finite (B, T) batch with ``MIN_T <= T <= MAX_T``."""
+    if curves.ndim != 2:
+        raise ValueError(f"{name} must be a (B, T) batch of time-intensity curves; got shape {tuple(curves.shape)}")
+    t = curves.shape[1]
+    if not MIN_T <= t <= MAX_T:
+        raise ValueError(f"{name} has {t} time points; the VQ-VAE accepts {MIN_T} to {MAX_T}: crop or resample "
+                         "the series")
+    finite = torch.isfinite(curves).all() if isinstance(curves, Tensor) else np.isfinite(curves).all()
+    if not finite:
+        bad = int((~(torch.isfinite(curves) if isinstance(curves, Tensor) else np.isfinite(curves))).any(1).sum())
+        raise ValueError(f"{name} holds non-finite values (NaN or inf) in {bad} of {curves.shape[0]} curves; "
+                         "drop or repair those voxels before encoding")
+
+
+@functools.lru_cache(maxsize=64)
+def _resample_matrix(t_in: int, t_out: int, time_axis: str = "resample") -> Tensor:
+    """(t_in, t_out) matrix bringing a curve to ``t_out`` points.
+
+    ``"resample"``: linear interpolation between evenly spaced samples, end points kept (a 45-point and a
+    60-point series are both stretched over the same span). ``"pad"``: frame ``i`` stays frame ``i`` (the
+    same time after injection at a common TR); a shorter series is extended with its last value, a longer
+    one cropped. Stretching moves the bolus: a model trained on 60 frames then misreads 45 ones.
+    """
+    if time_axis == "pad":
+        m = torch.zeros(t_in, t_out)
+        n = min(t_in, t_out)
+        m[torch.arange(n), torch.arange(n)] = 1.0
+        m[t_in - 1, n:] = 1.0
+        return m
+    pos = torch.linspace(0, t_in - 1, t_out, dtype=torch.float64)
+    lo = pos.floor().long().clamp(max=t_in - 2)
+    frac = pos - lo
+    m = torch.zeros(t_in, t_out, dtype=torch.float64)
+    m[lo, torch.arange(t_out)] = 1 - frac
+    m[lo + 1, torch.arange(t_out)] += frac
+    return m.float()
+
+
+def resample_curves(curves: Tensor, length: int, time_axis: str = "resample") -> Tensor:
+    """Each curve brought to ``length`` points: linear resampling (first and last points kept), or with
+    ``time_axis="pad"`` padded with its last value / cropped (see :func:`_resample_matrix`).
+
+    Shapes:
+        curves: (B, T) -> (B, length)
+    """
+    if curves.shape[1] == length:
+        return curves
+    m = _resample_matrix(curves.shape[1], length, time_axis).to(device=curves.device, dtype=curves.dtype)
+    return curves @ m
+
+
+# ------------------------------------------------------------------------------------------ networks
+
+
+class LeanEncoder(nn.Module):
+    """Resample to ``input_length``, two strided convs, pool to ``N`` positions, one Linear per position.
+
+    The resampling and the first convolution are both linear, so they run as one matrix product: the
+    first convolution is applied to the ``T`` rows of the resampling matrix (the resampled unit impulses),
+    giving a ``(T, c1 * input_length / 2)`` matrix that the curves multiply. This is exactly
+    ``conv1(resample(curves))`` and ~10x faster than a 1-channel ``Conv1d`` on CPU. The average pooling
+    is a ``(L/4, N)`` matrix with the bins of ``nn.AdaptiveAvgPool1d``.
+
+    Shapes:
+        curves: (B, T) -> z_e: (B, N, d)
+    """
+
+    def __init__(self, config: VQVAEConfig):
+        super().__init__()
+        c1, c2 = config.lean_channels
+        self.length, self.positions, self.time_axis = config.input_length, config.positions, config.time_axis
+        self.conv1 = nn.Conv1d(1, c1, 5, stride=2, padding=2)
+        self.conv2 = nn.Conv1d(c1, c2, 5, stride=2, padding=2)
+        self.weight = nn.Parameter(torch.empty(config.positions, c2, config.latent_dim))
+        self.bias = nn.Parameter(torch.zeros(config.positions, 1, config.latent_dim))
+        nn.init.uniform_(self.weight, -c2 ** -0.5, c2 ** -0.5)  # as nn.Linear(c2, d)
+
+    def forward(self, curves: Tensor) -> Tensor:
+        b, t = curves.shape
+        impulses = _resample_matrix(t, self.length, self.time_axis).to(curves).unsqueeze(1)  # (T, 1, L)
+        first = F.conv1d(impulses, self.conv1.weight, stride=2, padding=2)  # (T, c1, L/2)
+        bias = self.conv1.bias.repeat_interleave(first.shape[-1])
+        h = F.relu(torch.addmm(bias, curves, first.flatten(1))).view(b, -1, first.shape[-1])
+        h = F.relu(self.conv2(h))  # (B, c2, L/4)
+        pool = _pool_matrix(h.shape[-1], self.positions).to(h)
+        h = (h.reshape(-1, h.shape[-1]) @ pool).view(b, -1, self.positions)  # (B, c2, N)
+        return torch.baddbmm(self.bias, h.permute(2, 0, 1), self.weight).transpose(0, 1)
+
+
+@functools.lru_cache(maxsize=16)
+def _pool_matrix(length: int, positions: int) -> Tensor:
+    """(length, positions) averaging matrix with the bins of ``nn.AdaptiveAvgPool1d(positions)``."""
+    m = torch.zeros(length, positions)
+    for i in range(positions):
+        lo, hi = (i * length) // positions, -((-(i + 1) * length) // positions)
+        m[lo:hi, i] = 1.0 / (hi - lo)
+    return m
+
+
+class _ResBlock(nn.Module):
+    """GroupNorm-SiLU-Conv1d twice, plus the input (the authors' taming-style residual block)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.GroupNorm(32, channels), nn.SiLU(), nn.Conv1d(channels, channels, 3, padding=1),
+                                  nn.GroupNorm(32, channels), nn.SiLU(), nn.Conv1d(channels, channels, 3, padding=1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class PaperEncoder(nn.Module):
+    """The authors' style: wide Conv1d stack at the curve's own resolution, pooled to ``N`` positions.
+
+    Shapes:
+        curves: (B, T) -> z_e: (B, N, d)
+    """
+
+    def __init__(self, config: VQVAEConfig):
+        super().__init__()
+        c1, c2, c3 = config.paper_channels
+        self.net = nn.Sequential(
+            nn.Conv1d(1, c1, 3, padding=1), _ResBlock(c1),
+            nn.Conv1d(c1, c2, 3, stride=2, padding=1), _ResBlock(c2),
+            nn.Conv1d(c2, c3, 3, stride=2, padding=1), _ResBlock(c3), _ResBlock(c3),
+            nn.GroupNorm(32, c3), nn.SiLU(), nn.AdaptiveAvgPool1d(config.positions),
+            nn.Conv1d(c3, config.latent_dim, 1))
+
+    def forward(self, curves: Tensor) -> Tensor:
+        return self.net(curves.unsqueeze(1)).transpose(1, 2)
+
+
+def _decoder(config: VQVAEConfig) -> nn.Sequential:
+    n_in = config.positions * config.latent_dim
+    return nn.Sequential(nn.Flatten(), nn.Linear(n_in, config.decoder_hidden), nn.ReLU(),
+                         nn.Linear(config.decoder_hidden, config.decoder_length))
+
+
+# ------------------------------------------------------------------------------------------ the model
+
+
+class PerfusionVQVAE(nn.Module):
+    """Encoder, ``N`` codebooks of ``K`` entries (one per latent position), straight-through, decoder.
+
+    Args:
+        config: architecture and loss weights (default :class:`VQVAEConfig`).
+
+    Shapes:
+        curves: (B, T), 30 <= T <= 90 -> :meth:`encode`: z_e (B, N, d); :meth:`quantize`: z_q (B, N, d) and
+        indices (B, N); :meth:`forward`: ``recon`` and ``target`` (B, L) with ``L = decoder_length``.
+    """
+
+    def __init__(self, config: VQVAEConfig | None = None):
+        super().__init__()
+        self.config = config = config or VQVAEConfig()
+        self.encoder = LeanEncoder(config) if config.encoder == "lean" else PaperEncoder(config)
+        self.codebooks = nn.Parameter(torch.randn(config.positions, config.codebook_size, config.latent_dim) * 0.1)
+        self.decoder = _decoder(config)
+
+    def encode(self, curves: Tensor) -> Tensor:
+        """Continuous latents ``z_e`` (before quantisation) of a batch of scaled curves."""
+        check_curves(curves)
+        return self.encoder(curves.to(self.codebooks.dtype))
+
+    def quantize(self, z_e: Tensor) -> tuple[Tensor, Tensor]:
+        """Nearest entry of each position's codebook (eq. 1); ``z_q`` carries no straight-through gradient.
+
+        Returns:
+            ``(z_q, indices)``: the chosen entries (gradient reaches the codebooks only) and their int64
+            indices in ``0..K-1``.
+        """
+        e = self.codebooks.to(z_e.dtype)
+        dist = e.pow(2).sum(-1) - 2 * torch.einsum("bnd,nkd->bnk", z_e, e)  # ||z_e||^2 is the same for every k
+        indices = dist.argmin(-1)
+        z_q = torch.gather(e.unsqueeze(0).expand(z_e.shape[0], -1, -1, -1), 2,
+                           indices[..., None, None].expand(-1, -1, 1, e.shape[-1])).squeeze(2)
+        return z_q, indices
+
+    def decode(self, z_q: Tensor) -> Tensor:
+        """Reconstructed curves of ``decoder_length`` points from quantised latents (B, N, d)."""
+        return self.decoder(z_q)
+
+    def forward(self, curves: Tensor) -> dict[str, Tensor]:
+        """Encode, quantise (straight-through), decode, and the loss of eq. 2.
+
+        Returns:
+            A dict with ``recon`` and ``target`` (the input resampled to ``decoder_length``), ``z_e``,
+            ``indices``, and the scalar terms ``reconstruction`` (L1 + ``l2_weight`` x MSE), ``codebook``,
+            ``commitment`` (``beta`` included) and ``loss`` = reconstruction + codebook_weight x (codebook
+            + commitment).
+        """
+        cfg = self.config
+        z_e = self.encode(curves)
+        z_q, indices = self.quantize(z_e)
+        recon = self.decode(z_e + (z_q - z_e).detach())
+        target = resample_curves(curves, cfg.decoder_length, cfg.time_axis)
+        reconstruction = F.l1_loss(recon, target)
+        if cfg.l2_weight:
+            reconstruction = reconstruction + cfg.l2_weight * F.mse_loss(recon, target)
+        codebook, commitment = vq_losses(z_e, z_q, cfg.beta)
+        loss = reconstruction + cfg.codebook_weight * (codebook + commitment)
+        return dict(recon=recon, target=target, z_e=z_e, indices=indices, loss=loss,
+                    reconstruction=reconstruction, codebook=codebook, commitment=commitment)
+
+    @torch.no_grad()
+    def init_from_batch(self, curves: Tensor, generator: torch.Generator) -> None:
+        """Start training from data: the decoder's output bias at the batch's mean level, and
+        :meth:`init_codebooks` on the batch's latents.
+
+        Without the first, the early reconstruction error is dominated by the curves' level (~1 after
+        ``p995`` scaling) and the commitment term can pull every latent onto one entry before the decoder
+        learns to use the codes (seen on the OSIPI DSC reference object: all curves in one code).
+
+        Shapes:
+            curves: (B, T)
+        """
+        self.decoder[-1].bias.fill_(float(resample_curves(curves, self.config.decoder_length,
+                                                          self.config.time_axis).mean()))
+        self.init_codebooks(self.encode(curves), generator)
+
+    @torch.no_grad()
+    def init_codebooks(self, z_e: Tensor, generator: torch.Generator, iterations: int = 20) -> None:
+        """Set each position's codebook from data: k-means++ seeds, then ``iterations`` of k-means.
+
+        k-means++: the first seed is a random latent, each next one is drawn with probability proportional
+        to its squared distance from the nearest seed so far; Lloyd iterations then move the seeds to the
+        means of their clusters (an empty cluster keeps its centre). Deterministic given ``generator``.
+
+        Shapes:
+            z_e: (M, N, d), M >= K
+        """
+        k = self.config.codebook_size
+        if z_e.shape[0] < k:
+            raise ValueError(f"init_codebooks: needs at least K={k} latents; got {z_e.shape[0]}")
+        for n in range(z_e.shape[1]):
+            self.codebooks[n] = _kmeans(z_e[:, n].float().cpu(), k, iterations, generator).to(self.codebooks)
+
+    @torch.no_grad()
+    def reseed_codes(self, dead: Tensor, z_e: Tensor, generator: torch.Generator) -> int:
+        """Move every dead entry (``dead[n, k]`` true) onto a randomly drawn latent of position ``n``.
+
+        Returns:
+            The number of entries moved.
+
+        Shapes:
+            dead: (N, K) bool, z_e: (M, N, d)
+        """
+        pos, ent = torch.nonzero(dead.cpu(), as_tuple=True)
+        if len(pos):
+            log.debug("re-seeding %d dead codebook entries (position, entry): %s", len(pos),
+                      list(zip(pos.tolist(), ent.tolist())))
+            rows = torch.randint(z_e.shape[0], (len(pos),), generator=generator)
+            self.codebooks[pos, ent] = z_e[rows, pos].to(self.codebooks)
+        return len(pos)
+
+
+def _kmeans(x: Tensor, k: int, iterations: int, generator: torch.Generator) -> Tensor:
+    """(k, d) centres of ``x`` (M, d): k-means++ seeds refined by Lloyd iterations."""
+    seeds = [int(torch.randint(len(x), (1,), generator=generator))]
+    for _ in range(1, k):
+        d2 = torch.cdist(x, x[seeds]).min(1).values.pow(2)
+        seeds.append(int(torch.multinomial(d2 + 1e-12, 1, generator=generator)))
+    centres = x[seeds].clone()
+    for _ in range(iterations):
+        assign = torch.cdist(x, centres).argmin(1)
+        for j in range(k):
+            if (assign == j).any():
+                centres[j] = x[assign == j].mean(0)
+    return centres
+
+
+# ------------------------------------------------------------------------------------------ codes
+
+
+def code_labels(indices: Tensor | np.ndarray, codebook_size: int = 2) -> Tensor | np.ndarray:
+    """One habitat label per curve from its code sequence: ``sum_n k_n K^(N-1-n) + 1``.
+
+    For ``N = 3, K = 2``: ``4 k_0 + 2 k_1 + k_2 + 1``, in 1..8.
+
+    Shapes:
+        indices: (B, N) -> (B,), same library (torch or NumPy) as the input.
+    """
+    n = indices.shape[-1]
+    weights = [codebook_size ** (n - 1 - i) for i in range(n)]
+    if isinstance(indices, Tensor):
+        return (indices.long() * torch.tensor(weights, device=indices.device)).sum(-1) + 1
+    return (np.asarray(indices, dtype=np.int64) * np.array(weights)).sum(-1) + 1
+
+
+@torch.inference_mode()
+def encode_voxels(model: PerfusionVQVAE, curves: np.ndarray, batch_size: int = 4096,
+                  device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Habitat code and continuous latents of every voxel's curve, in batches (memory bounded by a batch).
+
+    Args:
+        model: a trained VQ-VAE (it is used as is; put it in eval mode).
+        curves: scaled curves, one row per voxel (any float dtype; cast per batch).
+        batch_size: curves per forward pass.
+        device: where to run the model (the model is moved there).
+
+    Returns:
+        ``(codes, latents)``: labels ``1..K^N`` (uint8 when they fit, else int32) and the pre-quantisation
+        latents ``z_e`` as float16.
+
+    Shapes:
+        curves: (n, T) -> codes: (n,), latents: (n, N, d)
+    """
+    check_curves(curves)
+    if batch_size < 1:
+        raise ValueError(f"encode_voxels: batch_size must be >= 1; got {batch_size!r}")
+    cfg = model.config
+    model = model.to(device)
+    n_codes = cfg.codebook_size ** cfg.positions
+    codes = np.empty(len(curves), dtype=np.uint8 if n_codes <= 255 else np.int32)
+    latents = np.empty((len(curves), cfg.positions, cfg.latent_dim), dtype=np.float16)
+    for start in range(0, len(curves), batch_size):
+        batch = torch.as_tensor(np.asarray(curves[start:start + batch_size], dtype=np.float32), device=device)
+        z_e = model.encode(batch)
+        _, indices = model.quantize(z_e)
+        codes[start:start + len(batch)] = code_labels(indices, cfg.codebook_size).cpu().numpy()
+        latents[start:start + len(batch)] = z_e.to(torch.float16).cpu().numpy()
+    return codes, latents
