@@ -196,7 +196,7 @@ def explain(run: RunArg, cohort: CohortArg,
             class_name: Annotated[Optional[str], typer.Option("--class", help="class to explain (default: the predicted one)")] = None,
             gnn_epochs: Annotated[int, typer.Option(min=1, help="GNNExplainer optimisation steps")] = 200,
             cache: CacheOpt = None, device: DeviceOpt = "auto"):
-    """Explain one patient's prediction: Grad-CAM NIfTI, GNNExplainer point importances, figures."""
+    """Explain one patient's prediction: Grad-CAM NIfTI, GNNExplainer point importances, habitat saliency, figures."""
     from gliotype.explain import explain_patient
 
     result = explain_patient(run, cohort, patient, out_dir, class_name=class_name, gnn_epochs=gnn_epochs,

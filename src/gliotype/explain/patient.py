@@ -11,6 +11,8 @@ For a method that reads the tumour cube (``colearn``, ``cnn3d``, ``densenet3d``,
 For a method that reads the tumour points (``colearn``, ``pointgnn``):
   gnnexplainer_points.csv  x, y, z (scanner mm), importance: GNNExplainer node mask in [0, 1]
   gnnexplainer_points.png  3-D scatter of the points coloured by importance
+For ``hiperfgnn``: ``saliency.nii.gz``, ``codes.nii.gz``, ``saliency.png``, ``habitats.csv`` on the DSC grid
+(see :mod:`gliotype.explain.perfusion`).
 Always: ``explain.json`` (patient, class explained, the probabilities of every head, the files).
 
 A run holds one model per fold; every map is the mean of the fold models' maps, as the prediction is
