@@ -65,6 +65,14 @@ def test_saliency_lies_on_the_dsc_grid_and_the_tumour(multitask_run, tiny_dsc_co
     assert set(summary["probabilities"]["task:grade"]) == {"2", "3", "4"}
 
 
+def test_structure_only_variant_trains_without_a_vqvae(tiny_dsc_cohort, tmp_path):
+    run = train(tiny_dsc_cohort, "hiperfgnn", "idh", tmp_path / "run", folds=2, epochs=2, seed=0,
+                overrides={**SMALL, "mode": "fine"})
+    assert len(pd.read_csv(run / "predictions.csv")) == 12
+    fit = json.loads((run / "model" / "fold0.json").read_text())["fit"]
+    assert fit["vqvae"] == {}  # the structure-only variant never trains or reads a VQ-VAE
+
+
 def test_structure_only_graph_does_not_read_the_perfusion(tiny_dsc_cohort):
     method = create_method("hiperfgnn", mode="fine")
     done = run_stage("perfusion_input", Cohort.from_folder(tiny_dsc_cohort), ["D001"], method.stage_config("perfusion_input"))

@@ -109,9 +109,12 @@ class HiPerfGNNConfig(TorchConfig):
                            beta=self.beta, encoder=self.vqvae_encoder)
 
     def network_config(self, tasks: dict[str, int], fine_in: int, coarse_in: int) -> HiPerfConfig:
-        return HiPerfConfig(mode=self.mode, enrich=self.enrich, fine_in=fine_in, fine_edge=fine_in * fine_in,
-                            coarse_in=coarse_in, coarse_edge=self.positions ** 2, hidden=self.hidden,
-                            layers=self.layers, dropout=self.dropout, tasks=tasks)
+        """The network for node features of these widths (0: the level is absent, as coarse in ``mode="fine"``)."""
+        widths = {"fine_in": fine_in, "fine_edge": fine_in * fine_in} if fine_in else {}
+        if coarse_in:
+            widths.update(coarse_in=coarse_in, coarse_edge=self.positions ** 2)
+        return HiPerfConfig(mode=self.mode, enrich=self.enrich, hidden=self.hidden, layers=self.layers,
+                            dropout=self.dropout, tasks=tasks, **widths)
 
 
 @register_method("hiperfgnn", config=HiPerfGNNConfig, modalities=("dsc", "mri", "seg"))
