@@ -130,3 +130,10 @@ def test_encode_voxels_in_batches_equals_one_batch():
     assert codes.dtype == np.uint8 and latents.dtype == np.float16 and latents.shape == (50, 3, 256)
     assert np.array_equal(codes, codes_1) and np.allclose(latents, latents_1, atol=1e-3)
     assert set(np.unique(codes)) <= set(range(1, 9)) and len(np.unique(codes)) > 1
+
+
+def test_encoding_in_inference_mode_does_not_break_a_later_training_step():
+    model = PerfusionVQVAE()
+    encode_voxels(model, np.random.default_rng(0).random((8, 37), dtype=np.float32))  # fills the caches
+    model(torch.rand(4, 37))["loss"].backward()  # the cached matrices are normal tensors
+    assert model.encoder.conv1.weight.grad is not None

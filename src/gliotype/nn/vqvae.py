@@ -129,7 +129,20 @@ def check_curves(curves: Tensor | np.ndarray, name: str = "curves") -> None:
                          "drop or repair those voxels before encoding")
 
 
-@functools.lru_cache(maxsize=64)
+def _cached_outside_inference(fn):
+    """``functools.lru_cache`` whose tensors are made outside inference mode: a matrix first built inside
+    ``encode_voxels`` (``torch.inference_mode``) could not be used later by a training step."""
+    cached = functools.lru_cache(maxsize=64)(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        with torch.inference_mode(False):
+            return cached(*args)
+
+    return wrapper
+
+
+@_cached_outside_inference
 def _resample_matrix(t_in: int, t_out: int, time_axis: str = "resample") -> Tensor:
     """(t_in, t_out) matrix bringing a curve to ``t_out`` points.
 
@@ -204,7 +217,7 @@ class LeanEncoder(nn.Module):
         return torch.baddbmm(self.bias, h.permute(2, 0, 1), self.weight).transpose(0, 1)
 
 
-@functools.lru_cache(maxsize=16)
+@_cached_outside_inference
 def _pool_matrix(length: int, positions: int) -> Tensor:
     """(length, positions) averaging matrix with the bins of ``nn.AdaptiveAvgPool1d(positions)``."""
     m = torch.zeros(length, positions)
