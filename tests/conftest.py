@@ -101,3 +101,14 @@ def write_tiny_dsc_cohort(root: Path, n: int = 12, seed: int = 0, shape=(16, 16,
 @pytest.fixture(scope="session")
 def tiny_dsc_cohort(tmp_path_factory) -> Path:
     return write_tiny_dsc_cohort(tmp_path_factory.mktemp("tinydsc") / "cohort")
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread: two threads on two cores shared with other jobs stall on each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

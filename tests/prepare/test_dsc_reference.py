@@ -10,20 +10,13 @@ import csv
 
 import numpy as np
 import pytest
-import torch
 
 from gliotype.nn.vqvae import VQVAEConfig, encode_voxels
 from gliotype.prepare.perfusion import concentration_to_signal, relative_cbv, scale_curves, train_vqvae
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.usefixtures("one_thread")]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

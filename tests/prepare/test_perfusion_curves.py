@@ -10,14 +10,9 @@ from gliotype.nn.vqvae import VQVAEConfig
 from gliotype.prepare.perfusion import (bolus_arrival, concentration_to_signal, relative_cbv, scale_curves,
                                         train_vqvae)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: two threads on two cores shared with other jobs stall on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
 
 
 def test_p995_zeroes_negatives_and_divides_by_the_curves_own_percentile():

@@ -27,14 +27,12 @@ learning rate with early stopping instead of SGD for 1000 epochs; generator epoc
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from gliotype.cohort import Cohort
 from gliotype.losses import bilevel_contrastive
 from gliotype.methods.feature_heads import POPULATION_CHOICES, PopulationChoice, feature_heads, population_needs
 from gliotype.methods.monai3d import Image3DConfig
@@ -47,7 +45,6 @@ from gliotype.nn.multimodal import ENCODERS, MultiModal
 from gliotype.nn.netgen import Generator, GeneratorConfig, train_generator
 from gliotype.nn.population import PopulationConfig
 from gliotype.prepare.cache import fingerprint, load_arrays, save_arrays
-from gliotype.prepare.stage import default_cache
 from gliotype.train.checkpoint import load_checkpoint, save_checkpoint
 from gliotype.train.fit import torch_device
 
@@ -150,19 +147,12 @@ class BrainNet(RotatingMethod):
     """Image + geometry + brain-network encoders, bi-level contrastive loss, population graph (paper 001)."""
 
     needs = ("mri", "seg")
+    keeps_patient_ids = True
 
     @property
     def stages(self) -> tuple[str, ...]:
         wanted = {"image": "tumour_image", "geometry": "tumour_geometry", "network": "brain_voxels"}
         return tuple(wanted[e] for e in ENCODERS if e in self.config.encoders)
-
-    def prepare(self, cohort: Cohort, patient_ids, cache_dir: Path | None = None, workers: int = 1,
-                progress: bool = False):
-        self._cache = Path(cache_dir) if cache_dir else default_cache(cohort)
-        prepared = super().prepare(cohort, patient_ids, cache_dir, workers, progress)
-        for pid, item in prepared.inputs.items():
-            item["patient_id"] = pid
-        return prepared
 
     def item(self, arrays):
         out = {}

@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from gliotype.cohort import Cohort
 from gliotype.cohort.labels import TARGETS
 from gliotype.losses import multitask_loss
 from gliotype.methods.brainnet_graphs import split_state
@@ -43,7 +42,6 @@ from gliotype.methods.torch_method import TorchConfig, TorchMethod
 from gliotype.nn.hiperf import HierarchicalGNN, HiPerfConfig, collate_hierarchy, degree_histogram
 from gliotype.nn.vqvae import PerfusionVQVAE, VQVAEConfig
 from gliotype.prepare.perfusion import train_vqvae
-from gliotype.prepare.stage import default_cache
 from gliotype.train.checkpoint import load_checkpoint, save_checkpoint
 from gliotype.train.fit import fit_torch, torch_device
 
@@ -123,16 +121,9 @@ class HiPerfGNN(TorchMethod):
 
     needs = ("dsc", "mri", "seg")
     stages = ("perfusion_input",)
+    keeps_patient_ids = True
 
     # --- inputs ---------------------------------------------------------------------------------
-
-    def prepare(self, cohort: Cohort, patient_ids, cache_dir: Path | None = None, workers: int = 1,
-                progress: bool = False):
-        self._cache = Path(cache_dir) if cache_dir else default_cache(cohort)
-        prepared = super().prepare(cohort, patient_ids, cache_dir, workers, progress)
-        for pid, item in prepared.inputs.items():
-            item["patient_id"] = pid
-        return prepared
 
     def item(self, arrays):
         arrays = arrays["perfusion_input"]

@@ -13,6 +13,7 @@ from torch import nn
 from gliotype.cohort import Cohort
 from gliotype.methods.base import FitContext, Method, MethodConfig, Prepared
 from gliotype.prepare import get_stage, load_prepared, run_stage
+from gliotype.prepare.stage import default_cache
 from gliotype.train.fit import fit_torch, torch_device
 
 
@@ -38,6 +39,9 @@ class TorchMethod(Method):
     """
 
     stages: tuple[str, ...] = ()
+    keeps_patient_ids: bool = False
+    """Whether each item carries its ``patient_id`` (for per-patient caches of data derived in ``fit``, such as
+    ``brainnet``'s networks and ``hiperfgnn``'s graphs, kept under the cohort's cache folder ``self._cache``)."""
 
     def stage_config(self, stage: str):
         """The configuration of one of this method's stages, taken from matching method config fields."""
@@ -47,6 +51,7 @@ class TorchMethod(Method):
 
     def prepare(self, cohort: Cohort, patient_ids, cache_dir: Path | None = None, workers: int = 1,
                 progress: bool = False) -> Prepared:
+        self._cache = Path(cache_dir) if cache_dir else default_cache(cohort)
         ready, failed = list(patient_ids), {}
         paths: dict[str, dict[str, Path]] = {p: {} for p in patient_ids}
         for stage in self.stages:
@@ -56,6 +61,9 @@ class TorchMethod(Method):
             for pid in ready:
                 paths[pid][stage] = result.done[pid]
         inputs = {pid: self.item({s: load_prepared(p)[0] for s, p in paths[pid].items()}) for pid in ready}
+        if self.keeps_patient_ids:
+            for pid, item in inputs.items():
+                item["patient_id"] = pid
         fingerprint = {s: self.stage_config(s).model_dump() for s in self.stages}
         return Prepared(inputs, failed, fingerprint)
 
