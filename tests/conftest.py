@@ -98,6 +98,12 @@ def write_tiny_dsc_cohort(root: Path, n: int = 12, seed: int = 0, shape=(16, 16,
     return root
 
 
+@pytest.fixture
+def make_dsc_cohort():
+    """:func:`write_tiny_dsc_cohort`, for tests that need another such cohort (seed, time points)."""
+    return write_tiny_dsc_cohort
+
+
 @pytest.fixture(scope="session")
 def tiny_dsc_cohort(tmp_path_factory) -> Path:
     return write_tiny_dsc_cohort(tmp_path_factory.mktemp("tinydsc") / "cohort")

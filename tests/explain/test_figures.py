@@ -64,3 +64,13 @@ def test_points_scatter(tmp_path):
     assert a.shape[0] > 200 and a.shape == b.shape and (a != b).any(-1).sum() > 50
     with pytest.raises(ValueError, match="one value per point"):
         points_scatter_png(points, values[:-1], tmp_path / "c.png", "t")
+
+
+def test_habitat_scores_land_on_their_voxels_of_the_full_grid():
+    from gliotype.explain.perfusion import code_volume, spread
+
+    labels = np.array([[[1]], [[2]], [[0]]], np.int32)  # a 3x1x1 crop: habitats 1, 2 and one outside voxel
+    volume = spread(np.array([2.0, 5.0]), labels, np.array([1, 0, 0]), (5, 1, 1), sigma=0)
+    assert volume[:, 0, 0].tolist() == [0.0, 2.0, 5.0, 0.0, 0.0]
+    codes = code_volume({"habitat_map": labels, "coarse_code": np.array([7, 3])}, np.array([2, 0, 0]), (5, 1, 1))
+    assert codes[:, 0, 0].tolist() == [0, 0, 7, 3, 0]

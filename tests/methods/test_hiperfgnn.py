@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import write_tiny_dsc_cohort
 from gliotype.cohort import Cohort
 from gliotype.explain import explain_patient
 from gliotype.methods import create_method
@@ -40,8 +39,8 @@ def test_multitask_run_writes_each_target_with_intervals(multitask_run):
     assert sorted(grade.y_true.unique()) == ["2", "3", "4"]
 
 
-def test_a_model_is_applied_to_a_cohort_with_other_timepoints(multitask_run, tmp_path):
-    other = write_tiny_dsc_cohort(tmp_path / "other", seed=5, timepoints=30)  # trained on 40 time points
+def test_a_model_is_applied_to_a_cohort_with_other_timepoints(multitask_run, make_dsc_cohort, tmp_path):
+    other = make_dsc_cohort(tmp_path / "other", seed=5, timepoints=30)  # trained on 40 time points
     out = evaluate(multitask_run, other, tmp_path / "eval")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n"] == 12 and metrics["model"] == "fold_ensemble"

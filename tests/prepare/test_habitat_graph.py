@@ -201,6 +201,9 @@ def test_hierarchy_keys_shapes_and_parent_containment():
     coarse_of_voxel = g["habitat_map"][g["supervoxel_map"] > 0] - 1
     assert np.array_equal(g["fine_parent"][g["supervoxel_map"][g["supervoxel_map"] > 0] - 1], coarse_of_voxel)
     assert g["slic_collapsed"].dtype == np.int64 and g["fine_edge_index"].dtype == np.int64
+    flat = hierarchy(mask, code[mask], latents, None, k=5, delta_max=15.0)  # the perfusion-only flat variant
+    assert set(flat) == {k for k in HIERARCHY_KEYS if k.startswith("coarse_")} | {"habitat_map"}
+    np.testing.assert_array_equal(flat["coarse_x"], g["coarse_x"])
 
 
 def test_single_node_graphs_have_empty_edges():

@@ -21,6 +21,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib import colors as plt_colors
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from scipy import ndimage
 from torch import Tensor, nn
@@ -30,6 +32,8 @@ from gliotype.explain.backmap import write_like
 from gliotype.prepare.cache import atomic_write_bytes
 
 Attribution = Literal["saliency", "integrated_gradients"]
+CODES = ListedColormap(list(plt_colors.TABLEAU_COLORS.values())[:8])
+"""One colour for each of the eight habitat codes."""
 
 
 def node_scores(model: nn.Module, batch: dict[str, Tensor], task: str, class_index: int, level: str = "coarse",
@@ -50,18 +54,25 @@ def node_scores(model: nn.Module, batch: dict[str, Tensor], task: str, class_ind
     return (x * total / len(alphas)).sum(1).cpu().double().numpy()
 
 
+def place(crop: np.ndarray, offset: np.ndarray, grid_shape) -> np.ndarray:
+    """A crop (at voxel ``offset``) written into an all-zero volume of ``grid_shape``.
+
+    Shapes:
+        crop: (x, y, z) -> (X, Y, Z)
+    """
+    volume = np.zeros(tuple(int(s) for s in grid_shape), crop.dtype)
+    volume[tuple(slice(int(o), int(o) + s) for o, s in zip(offset, crop.shape))] = crop
+    return volume
+
+
 def spread(scores: np.ndarray, labels: np.ndarray, offset: np.ndarray, grid_shape, sigma: float = 1.0) -> np.ndarray:
     """Node scores written into their voxels (``labels`` 1..H on the crop at ``offset``), Gaussian-smoothed.
 
     Shapes:
         scores: (H,); labels: (x, y, z) crop; returns the full grid ``grid_shape`` float32.
     """
-    crop = np.zeros(labels.shape, np.float32)
-    inside = labels > 0
-    crop[inside] = scores[labels[inside] - 1]
-    volume = np.zeros(tuple(int(s) for s in grid_shape), np.float32)
-    box = tuple(slice(int(o), int(o) + s) for o, s in zip(offset, labels.shape))
-    volume[box] = crop
+    values = np.concatenate([[0.0], scores]).astype(np.float32)
+    volume = place(values[labels], offset, grid_shape)
     return ndimage.gaussian_filter(volume, sigma) if sigma > 0 else volume
 
 
@@ -88,13 +99,13 @@ def saliency_png(dsc_path: Path, codes: np.ndarray, saliency: np.ndarray, out: P
     background = np.rot90(series[:, :, z, frame])
     fig = Figure(figsize=(12.0, 4.4), layout="constrained")
     axes = fig.subplots(1, 3)
-    panels = [(None, None, f"DSC frame {frame}"), (np.ma.masked_equal(codes[:, :, z], 0), "tab10", "VQ-VAE codes 1-8"),
+    panels = [(None, None, f"DSC frame {frame}"), (np.ma.masked_equal(codes[:, :, z], 0), CODES, "VQ-VAE codes 1-8"),
               (np.ma.masked_less_equal(saliency[:, :, z], 0), "inferno", "saliency")]
     for ax, (overlay, cmap, name) in zip(axes, panels):
         ax.imshow(background, cmap="gray")
         if overlay is not None:
             shown = ax.imshow(np.rot90(overlay), cmap=cmap, alpha=0.7,
-                              **({"vmin": 0.5, "vmax": 10.5} if cmap == "tab10" else {}))
+                              **({"vmin": 0.5, "vmax": 8.5} if cmap is CODES else {}))
             fig.colorbar(shown, ax=ax, shrink=0.7)
         ax.set_title(f"{name} (axial z={z})")
         ax.set_axis_off()
@@ -114,13 +125,8 @@ def write_maps(dsc_path: Path, saliency: np.ndarray, codes: np.ndarray, out: Pat
 
 def code_volume(graph: dict[str, np.ndarray], offset: np.ndarray, grid_shape) -> np.ndarray:
     """The voxel codes of a graph's tumour on the full DSC grid (0 outside)."""
-    labels = graph["habitat_map"]
-    crop = np.zeros(labels.shape, np.uint8)
-    inside = labels > 0
-    crop[inside] = np.asarray(graph["coarse_code"])[labels[inside] - 1]
-    volume = np.zeros(tuple(int(s) for s in grid_shape), np.uint8)
-    volume[tuple(slice(int(o), int(o) + s) for o, s in zip(offset, labels.shape))] = crop
-    return volume
+    codes = np.concatenate([[0], np.asarray(graph["coarse_code"])]).astype(np.uint8)
+    return place(codes[graph["habitat_map"]], offset, grid_shape)
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> Path:
@@ -165,11 +171,12 @@ def explain_hiperf(method, folds, item: dict, arrays: dict, dsc_path: Path, clas
         maps.append(spread(scores, labels, offset, grid))
     saliency = np.mean(maps, axis=0)
     first = runs[0][0]
-    codes = code_volume(first, offset, grid) if level == "coarse" else (spread(np.ones(1), arrays["mask"], offset, grid, 0) > 0).astype(np.uint8)
+    codes = code_volume(first, offset, grid) if level == "coarse" else place(arrays["mask"].astype(np.uint8), offset, grid)
     out.mkdir(parents=True, exist_ok=True)
     files = write_maps(dsc_path, saliency, codes, out)
     files["png"] = saliency_png(dsc_path, codes, saliency, out / "saliency.png",
-                                f"{method.name}: {how} of {task} class {target}, mean of {len(runs)} fold models")
+                                f"{method.name}: {how} of {task} = {folds[0][1]['classes'][target]}, "
+                                f"mean of {len(runs)} fold models")
     if level == "coarse":
         files["habitats"] = write_table(habitat_table(first, first_scores), out / "habitats.csv")
     return {"probabilities": probs, "class_index": target, "level": level, "attribution": how}, files

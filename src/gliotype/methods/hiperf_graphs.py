@@ -41,14 +41,15 @@ def graph_options(config) -> dict:
 
 
 def build_graph(item: dict, vqvae: PerfusionVQVAE | None, config, device: str = "cpu") -> dict[str, np.ndarray]:
-    """One patient's graph: the hierarchy (coarse habitats + fine supervoxels), or with ``mode="fine"`` the
-    supervoxel graph of the whole tumour (no perfusion, no VQ-VAE)."""
+    """One patient's graph: the hierarchy (coarse habitats + fine supervoxels), with ``mode="coarse"`` the
+    habitats alone, or with ``mode="fine"`` the supervoxel graph of the whole tumour (no perfusion, no VQ-VAE)."""
     options = graph_options(config)
     mask, structural = item["mask"], item["structural"]
     if config.mode == "fine":
         return structure_graph(mask, structural, **options)
     codes, latents = encode_voxels(vqvae, item["curves"], device=device)
-    channels = kinetic_maps(mask, item["curves"]) if config.fine_channels == "kinetic" else structural
+    channels = (None if config.mode == "coarse" else
+                kinetic_maps(mask, item["curves"]) if config.fine_channels == "kinetic" else structural)
     graph = hierarchy(mask, codes, latents.astype(np.float32), channels, **options)
     graph["codes"] = codes.astype(np.uint8)
     return graph

@@ -38,7 +38,7 @@ from gliotype.losses import multitask_loss
 from gliotype.methods.brainnet_graphs import split_state
 from gliotype.methods.hiperf_graphs import cached_graphs, feature_scale, input_digest, scaled, to_tensors
 from gliotype.methods.registry import register_method
-from gliotype.methods.torch_method import TorchConfig, TorchMethod
+from gliotype.methods.torch_method import TorchConfig, TorchMethod, class_weights
 from gliotype.nn.hiperf import HierarchicalGNN, HiPerfConfig, collate_hierarchy, degree_histogram
 from gliotype.nn.vqvae import PerfusionVQVAE, VQVAEConfig
 from gliotype.prepare.perfusion import train_vqvae
@@ -283,12 +283,3 @@ def _with_an_edge(histogram: torch.Tensor) -> torch.Tensor:
     out[: len(histogram)] = histogram[:2]
     out[1] = 1
     return out
-
-
-def class_weights(labels: np.ndarray, n_classes: int, weighting: bool = True) -> torch.Tensor:
-    """Inverse-frequency weights of the known labels (>= 0), ``n / (C * count)``; ones without weighting."""
-    known = labels[labels >= 0]
-    if not weighting or not len(known):
-        return torch.ones(n_classes)
-    counts = np.bincount(known, minlength=n_classes).astype(float)
-    return torch.tensor(len(known) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)

@@ -99,10 +99,7 @@ class TorchMethod(Method):
         return {"prediction": torch.softmax(self.logits(model, batch).float(), dim=1)}
 
     def fit(self, train, y_train, val, y_val, n_classes, ctx: FitContext) -> dict[str, torch.Tensor]:
-        counts = np.bincount(y_train, minlength=n_classes).astype(float)
-        weight = torch.tensor(len(y_train) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
-        if not self.config.class_weighting:
-            weight = torch.ones(n_classes)
+        weight = class_weights(np.asarray(y_train), n_classes, self.config.class_weighting)
 
         def step(model, batch, y, training):
             if training:
@@ -145,3 +142,12 @@ class TorchMethod(Method):
 
     def predict_proba(self, state, inputs, n_classes, device="auto") -> np.ndarray:
         return self.predict_heads(state, inputs, n_classes, device)["prediction"]
+
+
+def class_weights(labels: np.ndarray, n_classes: int, weighting: bool = True) -> torch.Tensor:
+    """Inverse-frequency weights of the known labels (>= 0), ``n / (C * count)``; ones without weighting."""
+    known = labels[labels >= 0]
+    if not weighting or not len(known):
+        return torch.ones(n_classes)
+    counts = np.bincount(known, minlength=n_classes).astype(float)
+    return torch.tensor(len(known) / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)

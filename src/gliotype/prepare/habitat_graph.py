@@ -329,7 +329,7 @@ def kinetic_maps(mask: np.ndarray, curves: np.ndarray) -> np.ndarray:
     return out
 
 
-def hierarchy(mask: np.ndarray, codes: np.ndarray, latents: np.ndarray, channels: np.ndarray, *, k: int = 5,
+def hierarchy(mask: np.ndarray, codes: np.ndarray, latents: np.ndarray, channels: np.ndarray | None, *, k: int = 5,
               delta_max: float = 15.0, rule: Literal["knn", "radius"] = "knn", min_voxels: int = 5,
               voxels_per_segment: int = 30, compactness: float = 0.05) -> dict[str, np.ndarray]:
     """The full hierarchical graph of one patient: habitats, their supervoxels and the fine -> coarse parent.
@@ -337,12 +337,14 @@ def hierarchy(mask: np.ndarray, codes: np.ndarray, latents: np.ndarray, channels
     Returns a flat dict: ``coarse_x, coarse_pos, coarse_edge_index, coarse_edge_attr, coarse_code,
     habitat_map, fine_x, fine_pos, fine_edge_index, fine_edge_attr, fine_parent, supervoxel_map,
     slic_collapsed`` (shapes in :func:`coarse_graph` and :func:`fine_graph`; ``fine_parent`` indexes the
-    coarse nodes).
+    coarse nodes). With ``channels=None`` only the coarse level (the perfusion-only flat variant: no SLIC).
 
     Shapes:
         mask: (X, Y, Z); codes: (n,); latents: (n, N, d); channels: (C, X, Y, Z).
     """
     coarse = coarse_graph(mask, codes, latents, k, delta_max, rule)
+    if channels is None:
+        return _prefixed(coarse, "coarse_", ("habitat_map",))
     fine = fine_graph(channels, coarse["habitat_map"], min_voxels=min_voxels, voxels_per_segment=voxels_per_segment,
                       compactness=compactness, k=k, delta_max=delta_max, rule=rule)
     return {**_prefixed(coarse, "coarse_", ("habitat_map",)), **_prefixed(fine, "fine_", ("supervoxel_map",
