@@ -11,6 +11,7 @@ from gliotype.cohort import Cohort
 from gliotype.explain import explain_patient
 from gliotype.methods import create_method
 from gliotype.methods.hiperf_graphs import build_graph
+from gliotype.methods.hiperfgnn import VARIANTS
 from gliotype.prepare import load_prepared, run_stage
 from gliotype.train import evaluate, train
 
@@ -70,6 +71,15 @@ def test_structure_only_variant_trains_without_a_vqvae(tiny_dsc_cohort, tmp_path
     assert len(pd.read_csv(run / "predictions.csv")) == 12
     fit = json.loads((run / "model" / "fold0.json").read_text())["fit"]
     assert fit["vqvae"] == {}  # the structure-only variant never trains or reads a VQ-VAE
+
+
+def test_perfusion_flat_variant_learns_from_the_habitat_graph_alone(tiny_dsc_cohort, tmp_path):
+    run = train(tiny_dsc_cohort, "hiperfgnn", "idh", tmp_path / "run", folds=2, epochs=6, seed=0,
+                overrides={**SMALL, **VARIANTS["perfusion-flat"]})
+    assert json.loads((run / "metrics.json").read_text())["metrics"]["auc"]["value"] >= 0.9  # planted bolus depth
+    graphs = list((tiny_dsc_cohort / ".gliotype-cache" / "hiperf_graph").rglob("*.npz"))
+    flat = {g.parent.name for g in graphs if "fine_x" not in np.load(g).files and "coarse_x" in np.load(g).files}
+    assert len(flat) == 12  # every patient's graph, one per fold's VQ-VAE, without a SLIC level
 
 
 def test_structure_only_graph_does_not_read_the_perfusion(tiny_dsc_cohort):

@@ -19,6 +19,7 @@ from gliotype.prepare.cache import fingerprint, load_arrays, save_arrays
 from gliotype.prepare.habitat_graph import hierarchy, kinetic_maps, structure_graph
 
 LEVELS = ("coarse", "fine")
+GRAPH_VERSION = 2  # raise whenever build_graph's output changes: a cached graph of an older build is not reused
 GRAPH_KEYS = ("coarse_x", "coarse_edge_index", "coarse_edge_attr", "fine_x", "fine_edge_index",
               "fine_edge_attr", "fine_parent")
 """The arrays of a graph that reach the network (the label maps stay in the cache, for ``explain``)."""
@@ -62,7 +63,7 @@ def cached_graphs(items: list[dict], vqvae: PerfusionVQVAE | None, config, cache
                "vqvae": digest(vqvae) if vqvae is not None and config.mode != "fine" else None}
     out = []
     for it in items:
-        key = fingerprint("hiperf_graph", 1, {**options, "input": it["input_digest"]}, [])
+        key = fingerprint("hiperf_graph", GRAPH_VERSION, {**options, "input": it["input_digest"]}, [])
         path = cache / "hiperf_graph" / it["patient_id"] / f"{key}.npz" if cache is not None else None
         if path is not None and path.is_file():
             out.append(load_arrays(path)[0])
