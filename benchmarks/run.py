@@ -48,6 +48,7 @@ REGISTRY = [
     "bench_pointgnn",   # pointgnn-train / -infer: GeometricLearner clouds/s, 512 points, batch 8
     "bench_vqvae",      # vqvae-encode / -tumour / -train / -recon: paper 002's perfusion VQ-VAE, both encoders
     "bench_habitat_graph",  # hiperf-coarse / -fine: HiPerfGNN habitat + SLIC supervoxel graphs, per patient
+    "bench_hiperf_train",   # hiperf-train / -infer: HiPerfGNN hierarchical network, patients/s, batch 8
 ]
 
 
