@@ -49,6 +49,7 @@ REGISTRY = [
     "bench_vqvae",      # vqvae-encode / -tumour / -train / -recon: paper 002's perfusion VQ-VAE, both encoders
     "bench_habitat_graph",  # hiperf-coarse / -fine: HiPerfGNN habitat + SLIC supervoxel graphs, per patient
     "bench_hiperf_train",   # hiperf-train / -infer: HiPerfGNN hierarchical network, patients/s, batch 8
+    "bench_tiles",      # tiles-level0 / -level1 / -resize / -grid: histology tiles/s from an 8k JPEG pyramid
 ]
 
 
@@ -96,11 +97,13 @@ def cpu_model() -> str:
 
 
 def machine_info(quick: bool) -> dict:
-    import torch
-
+    """The machine, read without importing torch here: a child process keeps its parent's peak RSS across
+    ``exec`` (getrusage(2)), so a parent holding torch (~230 MB) would floor every case's peak RSS."""
     git = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
-    return {"cpu_count": os.cpu_count(), "cpu_model": cpu_model(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__, torch.get_num_threads())"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    return {"cpu_count": os.cpu_count(), "cpu_model": cpu_model(), "torch": probe[0],
+            "torch_threads": int(probe[1]), "python": platform.python_version(),
             "gliotype": metadata.version("gliotype"), "commit": git.stdout.strip(),
             "date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": quick,
             "load_avg_1min": round(os.getloadavg()[0], 2)}
