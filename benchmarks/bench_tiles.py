@@ -1,4 +1,4 @@
-"""Histology tile extraction (``gliotype.prepare.slide``) from a whole-slide pyramid, tiles per second.
+"""Histology tile extraction (``gliotype.prepare.tiles``) from a whole-slide pyramid, tiles per second.
 
 The slide: 8192 x 8192 at 0.25 um/pixel (40x), a tiled (256) JPEG (quality 85) pyramidal TIFF with
 levels 4096 and 2048 as SubIFDs, H&E-like (pink tissue with purple nuclei over ~45% of the area, grey
@@ -77,7 +77,8 @@ def slide_fixture(work: Path) -> Path:
 
 
 def run(case: Case, ctx: Context) -> list[Row]:
-    from gliotype.prepare.slide import iter_tiles, open_slide, tile_grid
+    from gliotype.prepare.slide import open_slide
+    from gliotype.prepare.tiles import iter_tiles, tile_grid
 
     path = slide_fixture(ctx.work)
     size_mb = path.stat().st_size / 1e6

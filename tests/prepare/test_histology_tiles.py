@@ -10,7 +10,8 @@ from gliotype.prepare import load_prepared, run_stage
 from gliotype.prepare.histology_tiles import HistologyTilesConfig, fit_roi, pick_evenly
 from gliotype.prepare.slide import open_slide
 
-from test_slide import PINK, write_pyramid_tiff
+from test_slide import write_pyramid_tiff
+from test_tiles import PINK
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
 

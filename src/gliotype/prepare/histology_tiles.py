@@ -8,7 +8,7 @@ Each file of ``<patient>/histology/`` (DESIGN.md Contract 1) is one of:
   regions a pathologist or a dataset already chose, at the dataset's magnification, so no tissue mask
   is applied. With ``roi="tile"`` an ROI is tiled like a slide, at its own resolution (downsample 1).
 * a **slide**: tiled at ``magnification`` (default 20x), ``mpp`` or ``downsample`` (one of them) with
-  :func:`gliotype.prepare.slide.tile_grid`; tiles with less than ``tissue_fraction_min`` tissue are
+  :func:`gliotype.prepare.tiles.tile_grid`; tiles with less than ``tissue_fraction_min`` tissue are
   dropped and at most ``max_tiles_per_slide`` are kept, spread evenly over the tissue tiles in
   row-major order (deterministic: the same slide always gives the same tiles).
 
@@ -30,8 +30,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from gliotype.cohort import Case
-from gliotype.prepare.slide import Slide, TileGrid, iter_tiles, open_slide, resize, tile_grid
+from gliotype.prepare.slide import Slide, open_slide, resize
 from gliotype.prepare.stage import StageConfig, register_stage
+from gliotype.prepare.tiles import TileGrid, iter_tiles, tile_grid
 
 log = logging.getLogger(__name__)
 
