@@ -227,7 +227,7 @@ def test_brain_network_shape_errors_say_what_is_expected():
     nodes, edges = graph_inputs()
     with pytest.raises(ValueError, match=r"edge_attr must have shape \(B, E, edge_dim\) = \(2, 6, 16\)"):
         net(nodes, edges[:, :5], EDGES)
-    with pytest.raises(ValueError, match=r"node numbers in \[0, 6\)"):
+    with pytest.raises(ValueError, match=r"index the graph's 6 nodes \(0\.\.5\); got values in \[1, 6\]"):
         net(nodes, edges, EDGES + 1)
     with pytest.raises(ValueError, match="tumour_latent"):
         net(nodes, edges, EDGES, tumour_latent=torch.randn(2, 5))

@@ -57,6 +57,7 @@ from torch_geometric.utils import softmax
 
 from gliotype.nn._blocks import batched_pairwise_dist
 from gliotype.nn.cnn3d import conv_blocks
+from gliotype.nn.graph import check_edge_index
 from gliotype.nn.netgen import mlp
 from gliotype.nn.pointgnn import PointConvStage, flatten_clouds
 
@@ -378,12 +379,7 @@ class BrainNetworkEncoder(nn.Module):
             if built is not None and given != built:
                 raise ValueError(f"{name}: built for {built} {what} per network, given {given}; a network from "
                                  "another atlas needs a model trained on it")
-        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
-            raise ValueError(f"{name}: edge_index must have shape (2, E), one column per undirected pathway "
-                             f"(0-based node pairs); got {tuple(edge_index.shape)}")
-        if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n_nodes):
-            raise ValueError(f"{name}: edge_index must hold node numbers in [0, {n_nodes}); got the range "
-                             f"[{int(edge_index.min())}, {int(edge_index.max())}]")
+        check_edge_index(edge_index, n_nodes, f"{name} (one column per undirected pathway)")
         expected = (n_graphs, edge_index.shape[1], self.edge_dim)
         if tuple(edge_attr.shape) != expected:
             raise ValueError(f"{name}: edge_attr must have shape (B, E, edge_dim) = {expected}; "

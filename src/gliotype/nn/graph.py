@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from gliotype.nn._blocks import CHUNK_PAIRS, _Blocks, _check_batch, _check_flow, _check_pos, _finish, batched_pairwise_dist  # noqa: F401
 
-__all__ = ["CHUNK_PAIRS", "batched_pairwise_dist", "knn_graph", "radius_graph"]
+__all__ = ["CHUNK_PAIRS", "batched_pairwise_dist", "check_edge_index", "knn_graph", "radius_graph"]
 
 
 def radius_graph(
@@ -236,3 +236,13 @@ def knn_graph(
 # --------------------------------------------------------------------------------------------
 # farthest point sampling
 # --------------------------------------------------------------------------------------------
+
+
+def check_edge_index(edge_index: Tensor, n: int, where: str) -> None:
+    """Raise ``ValueError`` (prefixed by ``where``) unless ``edge_index`` is a ``(2, E)`` index of ``n`` nodes."""
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"{where}: edge_index must have shape (2, E) as [source; target] (use an empty (2, 0) "
+                         f"tensor for a graph without edges); got {tuple(edge_index.shape)}")
+    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
+        raise ValueError(f"{where}: edge_index must index the graph's {n} nodes (0..{n - 1}); "
+                         f"got values in [{int(edge_index.min())}, {int(edge_index.max())}]")

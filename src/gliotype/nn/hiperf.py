@@ -41,6 +41,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import GraphNorm, JumpingKnowledge, PNAConv, global_mean_pool
 from torch_geometric.utils import scatter
 
+from gliotype.nn.graph import check_edge_index
+
 __all__ = ["AGGREGATORS", "SCALERS", "HiPerfConfig", "HierarchicalGNN", "PNABlock", "collate_hierarchy",
            "degree_histogram"]
 
@@ -104,7 +106,7 @@ def degree_histogram(edge_indices: Sequence[Tensor], num_nodes: Sequence[int]) -
                          "counts; give one count per graph, in the same order")
     hist = torch.zeros(1, dtype=torch.long)
     for i, (edge_index, n) in enumerate(zip(edge_indices, num_nodes)):
-        _check_edge_index(edge_index, int(n), f"degree_histogram: graph {i}")
+        check_edge_index(edge_index, int(n), f"degree_histogram: graph {i}")
         deg = torch.bincount(edge_index[1].long().cpu(), minlength=int(n))
         counts = torch.bincount(deg)
         size = max(hist.numel(), counts.numel())
@@ -317,20 +319,11 @@ def _collate_parents(items: Sequence[Mapping[str, Tensor]]) -> Tensor:
 def _check_level(x: Tensor, edge_index: Tensor, edge_attr: Tensor, where: str) -> int:
     if x.dim() != 2 or x.shape[0] < 1:
         raise ValueError(f"{where}: node features must have shape (N, D) with N >= 1; got {tuple(x.shape)}")
-    _check_edge_index(edge_index, x.shape[0], where)
+    check_edge_index(edge_index, x.shape[0], where)
     if edge_attr.dim() != 2 or edge_attr.shape[0] != edge_index.shape[1]:
         raise ValueError(f"{where}: edge_attr must have shape (E, D) with E = {edge_index.shape[1]} edges "
                          f"(use shape (0, D) for a graph without edges); got {tuple(edge_attr.shape)}")
     return x.shape[0]
-
-
-def _check_edge_index(edge_index: Tensor, n: int, where: str) -> None:
-    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
-        raise ValueError(f"{where}: edge_index must have shape (2, E) as [source; target] (use an empty (2, 0) "
-                         f"tensor for a graph without edges); got {tuple(edge_index.shape)}")
-    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
-        raise ValueError(f"{where}: edge_index must index the graph's {n} nodes (0..{n - 1}); "
-                         f"got values in [{int(edge_index.min())}, {int(edge_index.max())}]")
 
 
 def _check_histogram(deg: Tensor) -> Tensor:

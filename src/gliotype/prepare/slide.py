@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ THUMBNAIL_BLOCK = 1024
 """Side, in pixels of the level read, of the blocks a thumbnail is built from (bounds its memory)."""
 
 
-class Slide:
+class Slide(ABC):
     """One histology image: a pyramid of levels, read region by region.
 
     Subclasses provide :meth:`_read_inside` (a box within one level) and :meth:`close`.
@@ -125,8 +126,9 @@ class Slide:
                 out[ty:ty1, tx:tx1] = resize(block, (tx1 - tx, ty1 - ty))
         return out
 
+    @abstractmethod
     def _read_inside(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
-        raise NotImplementedError
+        """Pixels of a region lying wholly inside ``level`` (the subclass's backend)."""
 
     def close(self) -> None:
         """Release the file."""
