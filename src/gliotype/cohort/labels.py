@@ -29,6 +29,30 @@ TARGETS: dict[str, tuple[str, ...]] = {
 }
 """Each target's classes, in the order used for ``prob_<class>`` columns (positive class last)."""
 
+CNV_CLASSES: tuple[str, ...] = ("-2", "-1", "0", "1", "2")
+"""Classes of a ``cnv_<GENE>`` column: GISTIC-style copy-number calls (deep loss .. amplification)."""
+
+NORMAL_CLASS: dict[str, str] = {"idh": "wildtype", "codel_1p19q": "intact", "cnv": "0"}
+"""The normal status of each biomarker kind (``cnv`` for every ``cnv_<GENE>``), e.g. for ``fof``'s negative views."""
+
+
+def label_classes(name: str) -> tuple[str, ...]:
+    """The classes of a label column: a target's (:data:`TARGETS`) or a CNV column's (:data:`CNV_CLASSES`).
+
+    >>> label_classes("cnv_EGFR")
+    ('-2', '-1', '0', '1', '2')
+    """
+    if name in TARGETS:
+        return TARGETS[name]
+    if name.startswith("cnv_") and len(name) > 4:
+        return CNV_CLASSES
+    raise ValueError(f"unknown label {name!r}; labels are {list(TARGETS)} or cnv_<GENE> (e.g. cnv_EGFR)")
+
+
+def normal_class(name: str) -> int:
+    """The index in :func:`label_classes` of a biomarker's normal status (wildtype, intact, CNV 0)."""
+    return label_classes(name).index(NORMAL_CLASS["cnv" if name.startswith("cnv_") else name])
+
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "patient_id": ("patient_id", "patient", "case_id", "case", "id", "subject", "subject_id"),
     "idh": ("idh", "idh.status", "idh_status", "idh status"),
@@ -101,6 +125,24 @@ def normalise_value(target: str, raw: object) -> str | None:
     return mapped
 
 
+def normalise_cnv(raw: object) -> str | None:
+    """The canonical class of a copy-number call (``"-2"`` .. ``"2"``), ``None`` for an unknown one.
+
+    Raises:
+        ValueError: not an integer from -2 to 2 (``"1.0"`` and ``"+1"`` are read as 1).
+    """
+    if raw is None or (isinstance(raw, float) and pd.isna(raw)) or str(raw).strip().lower() in UNKNOWN_VALUES:
+        return None
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        value = float("nan")
+    if not value.is_integer() or not -2 <= value <= 2:
+        raise ValueError(f"copy-number value {str(raw).strip()!r} is not a call; use an integer from -2 (deep loss) "
+                         "to 2 (amplification), GISTIC style, or leave the cell empty if unknown")
+    return str(int(value))
+
+
 def read_labels(path: str | Path) -> tuple[pd.DataFrame, list[LabelProblem]]:
     """Read a labels table into canonical columns, indexed by ``patient_id``.
 
@@ -124,13 +166,14 @@ def read_labels(path: str | Path) -> tuple[pd.DataFrame, list[LabelProblem]]:
     for pid in duplicated:
         problems.append(LabelProblem(pid, "patient_id", f"{path.name}: patient {pid!r} has more than one row; keep one"))
     raw = raw.drop_duplicates("patient_id", keep="first").set_index("patient_id")
-    for target in TARGETS:
+    cnv_columns = [c for c in raw.columns if c.startswith("cnv_") and len(c) > 4]
+    for target in [*TARGETS, *cnv_columns]:
         if target not in raw.columns:
             continue
         values = []
         for pid, cell in raw[target].items():
             try:
-                values.append(normalise_value(target, cell))
+                values.append(normalise_cnv(cell) if target in cnv_columns else normalise_value(target, cell))
             except ValueError as err:
                 problems.append(LabelProblem(pid, target, f"{path.name}: {err}"))
                 values.append(None)

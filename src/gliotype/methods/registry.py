@@ -81,4 +81,4 @@ def check_target(spec: MethodSpec, target: str) -> None:
 def _load_builtin() -> None:
     """Import the built-in method modules (they register themselves)."""
     from gliotype.methods import (  # noqa: F401
-        brainnet, cnn3d, colearn, gliomt, hiperfgnn, monai3d, perfgat, pointgnn, rnaseq_lr, rnaseq_svm)
+        brainnet, cnn3d, colearn, fof, fusion, gliomt, hiperfgnn, monai3d, perfgat, pointgnn, rnaseq_lr, rnaseq_svm)

@@ -207,7 +207,7 @@ class VisionTransformer(nn.Module):
         Shapes:
             images: ``(B, in_channels, H, W)``, token_mask: ``(B, P)`` bool -> ``(B, embed)``
         """
-        return self._encode(images, token_mask, None)[0]
+        return self.encode(images, token_mask)[0]
 
     def forward(self, images: Tensor, token_mask: Tensor | None = None,
                 return_tokens_of: int | None = None) -> Tensor | tuple[Tensor, Tensor]:
@@ -227,11 +227,18 @@ class VisionTransformer(nn.Module):
             images: ``(B, in_channels, H, W)``, token_mask: ``(B, P)`` bool -> logits ``(B, n_classes)``,
             tokens ``(B, P, embed)``
         """
-        pooled, tokens = self._encode(images, token_mask, return_tokens_of)
+        pooled, tokens = self.encode(images, token_mask, return_tokens_of)
         logits = self.head(pooled)
         return logits if return_tokens_of is None else (logits, tokens)
 
-    def _encode(self, images: Tensor, token_mask: Tensor | None, keep: int | None) -> tuple[Tensor, Tensor | None]:
+    def encode(self, images: Tensor, token_mask: Tensor | None = None,
+               return_tokens_of: int | None = None) -> tuple[Tensor, Tensor | None]:
+        """The pooled embedding and (with ``return_tokens_of``, as in :meth:`forward`) one block's tokens.
+
+        Shapes:
+            images: ``(B, in_channels, H, W)`` -> pooled ``(B, embed)``, tokens ``(B, P, embed)`` or None
+        """
+        keep = return_tokens_of
         keep_index = None if keep is None else self._block_index(keep)
         x, kept = self.embed(images, token_mask), None
         for i, block in enumerate(self.blocks):

@@ -9,6 +9,7 @@ GPU, and under DDP (Lightning's strategy), the device chosen at run time.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from gliotype.train.checkpoint import load_checkpoint, optimizer_tensors, restore_optimizer, save_checkpoint
 
 log = logging.getLogger(__name__)
+
+SCHEDULES = ("constant", "cosine")
 
 
 class ItemDataset(Dataset):
@@ -38,13 +41,28 @@ class ItemDataset(Dataset):
 
 
 class Classifier(L.LightningModule):
-    """Wraps a method's network: ``step(model, batch, y, train)`` returns (loss, logits)."""
+    """Wraps a method's network: ``step(model, batch, y, train)`` returns (loss, logits).
 
-    def __init__(self, model: nn.Module, step: Callable, lr: float, weight_decay: float):
+    ``schedule="cosine"`` anneals the learning rate per epoch from ``lr`` towards 0 over ``total_epochs``
+    (``lr * (1 + cos(pi * e / total_epochs)) / 2`` in epoch ``e``, counted from the fit's first epoch, so a
+    resumed fit continues the same curve); ``"constant"`` keeps ``lr``.
+    """
+
+    def __init__(self, model: nn.Module, step: Callable, lr: float, weight_decay: float,
+                 schedule: str = "constant", total_epochs: int = 1, start_epoch: int = 0):
         super().__init__()
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose one of {SCHEDULES}")
         self.model, self._step = model, step
         self.lr, self.weight_decay = lr, weight_decay
+        self.schedule, self.total_epochs, self.start_epoch = schedule, max(total_epochs, 1), start_epoch
         self.val_losses: list[float] = []
+
+    def on_train_epoch_start(self):
+        if self.schedule == "cosine":
+            epoch = self.start_epoch + self.current_epoch
+            for group in self.trainer.optimizers[0].param_groups:
+                group["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / self.total_epochs))
 
     def training_step(self, batch, _):
         inputs, y = batch
@@ -108,13 +126,19 @@ def accelerator(device: str) -> str:
 def fit_torch(model: nn.Module, step: Callable, collate: Callable, train: list, y_train: np.ndarray,
               val: list, y_val: np.ndarray, *, work_dir: Path, epochs: int, batch_size: int, lr: float,
               weight_decay: float, patience: int, seed: int, device: str = "auto", progress: bool = False,
-              num_workers: int = 0, sidecar: dict | None = None) -> tuple[dict[str, torch.Tensor], dict]:
-    """Fit ``model``; returns the best weights and a summary (epochs run, resumed from, best val loss)."""
+              num_workers: int = 0, sidecar: dict | None = None, schedule: str = "constant",
+              precision: str = "32") -> tuple[dict[str, torch.Tensor], dict]:
+    """Fit ``model``; returns the best weights and a summary (epochs run, resumed from, best val loss).
+
+    ``schedule``: the learning rate per epoch (:class:`Classifier`); ``precision``: Lightning's, e.g. ``"32"`` or
+    ``"bf16-mixed"`` (autocast to bfloat16, on CPU too).
+    """
     work_dir.mkdir(parents=True, exist_ok=True)
     sidecar = dict(sidecar or {})
     L.seed_everything(seed, workers=True, verbose=False)
-    module = Classifier(model, step, lr, weight_decay)
+    module = Classifier(model, step, lr, weight_decay, schedule, epochs)
     start, best, wait, opt_state = _resume_point(work_dir, module, sidecar.get("method"))
+    module.start_epoch = start
     summary = {"resumed_from_epoch": start, "epochs_planned": epochs}
     remaining = epochs - start
     if remaining > 0 and wait < patience:
@@ -126,7 +150,7 @@ def fit_torch(model: nn.Module, step: Callable, collate: Callable, train: list, 
                    DataLoader(ItemDataset(val, y_val), batch_size=batch_size, collate_fn=collate, num_workers=num_workers)]
         trainer = L.Trainer(max_epochs=remaining, accelerator=accelerator(device), devices=1, logger=False,
                             enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
-                            num_sanity_val_steps=0, callbacks=callbacks, deterministic="warn")
+                            num_sanity_val_steps=0, callbacks=callbacks, deterministic="warn", precision=precision)
         with warnings.catch_warnings():  # Lightning's own deprecation chatter, not the user's concern
             warnings.filterwarnings("ignore", message=r".*(LeafSpec|does not have many workers|deterministic).*")
             trainer.fit(module, *loaders)

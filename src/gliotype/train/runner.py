@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from gliotype.cohort import Cohort, validate
-from gliotype.cohort.labels import TARGETS
+from gliotype.cohort.labels import TARGETS, label_classes
 from gliotype.cohort.splits import carve_validation, check_classes, holdout, kfold
 from gliotype.evaluate import metrics_report
 from gliotype.methods.base import FitContext, Method
@@ -50,8 +50,8 @@ class Selection:
 
 
 def class_indices(cohort: Cohort, patient_ids: list[str], target: str) -> np.ndarray:
-    """Each patient's class index of ``target`` (order of ``TARGETS[target]``), -1 where the label is unknown."""
-    classes = list(TARGETS[target])
+    """Each patient's class index of ``target`` (order of :func:`label_classes`), -1 where the label is unknown."""
+    classes = list(label_classes(target))
     return np.array([classes.index(cohort[p].label(target)) if cohort[p].label(target) else -1
                      for p in patient_ids], int)
 
