@@ -118,3 +118,45 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def write_tiny_histology_cohort(root: Path, n: int = 16, seed: int = 0, side: int = 48, rois: int = 3,
+                                image_signal: bool = True) -> Path:
+    """ROI PNGs of pink noise; an IDH-mutant patient's ROIs have a dark purple square in the top-left quadrant.
+
+    Patients ``H000``, ``H001`` ... alternate wildtype (even) and mutant (odd); ``rois`` ROIs of ``side`` px
+    each. Labels: grade 3 if mutant else 4, 1p/19q intact, and ``cnv_EGFR`` 2 (amplified) if wildtype else 0,
+    so the genomics carry IDH through EGFR. ``image_signal=False`` leaves the square out: IDH is then in the
+    genomics only.
+    """
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    rows = ["patient_id,idh,codel_1p19q,grade,cnv_EGFR"]
+    quarter = side // 2
+    for i in range(n):
+        pid, mutant = f"H{i:03d}", i % 2 == 1
+        folder = root / pid / "histology"
+        folder.mkdir(parents=True)
+        for k in range(rois):
+            rgb = np.clip(rng.normal((230, 170, 220), 12, (side, side, 3)), 0, 255)
+            if mutant and image_signal:
+                s = quarter * 3 // 4
+                r, c = rng.integers(0, quarter - s + 1, 2)
+                rgb[r:r + s, c:c + s] = rng.normal((80, 40, 140), 10, (s, s, 3))
+            Image.fromarray(rgb.astype(np.uint8)).save(folder / f"{pid}_roi{k}.png")
+        rows.append(f"{pid},{'mutant' if mutant else 'wildtype'},intact,{3 if mutant else 4},{0 if mutant else 2}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture
+def make_histology_cohort():
+    """:func:`write_tiny_histology_cohort`, for tests of the histology methods."""
+    return write_tiny_histology_cohort
+
+
+@pytest.fixture(scope="session")
+def tiny_histology_cohort(tmp_path_factory) -> Path:
+    return write_tiny_histology_cohort(tmp_path_factory.mktemp("tinyhist") / "cohort")

@@ -13,6 +13,8 @@ For a method that reads the tumour points (``colearn``, ``pointgnn``):
   gnnexplainer_points.png  3-D scatter of the points coloured by importance
 For ``hiperfgnn``: ``saliency.nii.gz``, ``codes.nii.gz``, ``saliency.png``, ``habitats.csv`` on the DSC grid
 (see :mod:`gliotype.explain.perfusion`).
+For ``fof``, ``vit``, ``kd``: ``frl_<file stem>.png`` per ROI or tile and ``token_masks.csv`` (FRL's
+contribution map and positive / negative views; see :mod:`gliotype.explain.histology`).
 Always: ``explain.json`` (patient, class explained, the probabilities of every head, the files).
 
 A run holds one model per fold; every map is the mean of the fold models' maps, as the prediction is
@@ -64,7 +66,12 @@ def explain_patient(run: str | Path, cohort_path: str | Path, patient_id: str, o
                     class_name: str | None = None, gnn_epochs: int = 200, cache_dir: Path | None = None,
                     device: str = "auto") -> Explanation:
     """Explain the prediction of ``run`` for one patient of a cohort; writes the files listed in the module doc."""
+    from gliotype.methods.histology import HistologyMethod
+
     cfg, method, folds = load_run(run)
+    if isinstance(method, HistologyMethod):
+        return _explain_histology(run, cfg, method, folds, Cohort.from_folder(cohort_path), patient_id, Path(out),
+                                  class_name, cache_dir, device)
     if cfg.method == "hiperfgnn":
         return _explain_hiperf(run, cfg, method, folds, Cohort.from_folder(cohort_path), patient_id, Path(out),
                                class_name, cache_dir, device)
@@ -165,6 +172,35 @@ def _explain_hiperf(run, cfg, method, folds, cohort, patient_id, out: Path, clas
                       "target": cfg.target, "class_explained": classes[target], "n_models": len(folds),
                       "probabilities": {h: dict(zip(_classes_of(h, classes), map(float, p))) for h, p in probs.items()},
                       **summary, "files": {k: p.name for k, p in files.items()}}
+    write_json(out / "explain.json", result.summary)
+    result.files["summary"] = out / "explain.json"
+    return result
+
+
+def _explain_histology(run, cfg, method, folds, cohort, patient_id, out: Path, class_name, cache_dir,
+                       device) -> Explanation:
+    """``fof``, ``vit``, ``kd``: FRL maps and token views per tile (see :mod:`gliotype.explain.histology`)."""
+    from gliotype.explain.histology import check_explainable, explain_tiles, write_outputs
+
+    check_explainable(cfg.method, method)
+    _check_patient(cohort, patient_id)
+    classes = folds[0][1]["classes"]
+    arrays, meta = _prepare(method, "histology_tiles", cohort, patient_id, cache_dir)
+    models = []
+    for weights, sidecar in folds:
+        method.restore(sidecar.get("method_state", {}))
+        models.append(method.load_model(weights, len(classes), device))
+    frl = explain_tiles(method, models, arrays["tiles"], len(classes),
+                        lambda p: _class_index(class_name, classes, p), batch_size=method.config.batch_size)
+    files, tiles = write_outputs(frl, arrays["tiles"], meta, arrays["source"], classes, patient_id, out)
+    result = Explanation(out, files)
+    result.summary = {"patient_id": patient_id, "method": cfg.method, "run": str(Path(run).resolve()),
+                      "target": cfg.target, "class_explained": classes[frl["target"]], "n_models": len(models),
+                      "probabilities": {"prediction": dict(zip(classes, map(float, frl["patient"])))},
+                      "aggregation": "patient = mean of its tiles' probabilities (each the mean over the fold models)",
+                      "frl": {"cam_block": frl["cam_block"], "theta": frl["theta"], "grid": list(frl["grid"]),
+                              "map": "token Grad-CAM of the explained class, min-max per tile, fold mean renormalised"},
+                      "tiles": tiles, "files": {k: p.name for k, p in files.items()}}
     write_json(out / "explain.json", result.summary)
     result.files["summary"] = out / "explain.json"
     return result

@@ -172,13 +172,15 @@ class HistologyMethod(TorchMethod):
 
     def fit_network(self, model: nn.Module, rois, y_rois, val_rois, y_val_rois, ctx, work_dir: Path,
                     loss=None) -> tuple[dict[str, Tensor], dict]:
-        """Train ``model`` on images with ``loss`` (default :meth:`loss`) through :func:`fit_torch`."""
-        loss = loss or self.loss
+        """Train ``model`` on images through :func:`fit_torch` with ``loss(model, batch, y, class_weight)``;
+        the default is :meth:`loss` in training and :meth:`validation_loss` for early stopping, a given
+        ``loss`` serves both."""
 
         def step(model, batch, y, training):
             if training:
                 batch = self.augment(batch, y)
-            return loss(model, batch, y, self._weight) if training else self.validation_loss(model, batch, y)
+                return (loss or self.loss)(model, batch, y, self._weight)
+            return loss(model, batch, y, self._weight) if loss else self.validation_loss(model, batch, y)
 
         cfg = self.config
         torch.manual_seed(ctx.seed)
