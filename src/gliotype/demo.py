@@ -28,6 +28,8 @@ DEMO_RUNS: list[tuple[str, str, dict]] = [
                          "generator_fa_hidden": [64, 32], "population_epochs": 100}),
     ("hiperfgnn", "idh", {"tasks": ["codel_1p19q", "grade"], "epochs": 10, "patience": 10, "hidden": 32,
                           "vqvae_epochs": 2, "vqvae_curves": 20000}),
+    ("fof", "grade", {"tile_size": 64, "epochs": 6, "patience": 6, "lr": 5e-4}),
+    ("concat-fusion", "grade", {"tile_size": 64, "epochs": 6, "patience": 6, "lr": 5e-4}),
     ("rnaseq-lr", "idh", {}),
     ("rnaseq-lr", "grade", {}),
 ]
@@ -56,9 +58,9 @@ def run_demo(out: str | Path, patients: int = 40, seed: int = 0, say: Callable[[
         say(f"evaluating {method} on the external cohort -> {external}")
         runs.append(evaluate(out / "runs" / f"{method}-idh", external_dir, external, progress=True))
     patient = Cohort.from_folder(external_dir).patient_ids[0]
-    for method in ("colearn", "hiperfgnn"):
-        explained = explain_patient(out / "runs" / f"{method}-idh", external_dir, patient,
+    for method, target in (("colearn", "idh"), ("hiperfgnn", "idh"), ("fof", "grade")):
+        explained = explain_patient(out / "runs" / f"{method}-{target}", external_dir, patient,
                                     out / "explain" / f"{method}-{patient}", gnn_epochs=50)
-        say(f"explained {method}'s prediction for {patient} ({explained.summary['class_explained']}) -> "
+        say(f"explained {method}'s {target} prediction for {patient} ({explained.summary['class_explained']}) -> "
             f"{explained.out}")
     return write_report(runs, out / "report.html")

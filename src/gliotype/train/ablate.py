@@ -17,8 +17,10 @@ from gliotype.methods.registry import get_spec
 from gliotype.report import write_report
 from gliotype.train.runner import train
 
-BASELINES = {"brainnet": ("densenet3d", "resnet3d"), "hiperfgnn": ("perfgat", "gliomt")}
-"""Each method's baselines in its paper: the 3-D CNNs of paper 001, PerfGAT and GlioMT of paper 002."""
+BASELINES = {"brainnet": ("densenet3d", "resnet3d"), "hiperfgnn": ("perfgat", "gliomt"),
+             "fof": ("vit", "kd", "concat-fusion", "kronecker-fusion")}
+"""Each method's baselines in its paper: the 3-D CNNs of paper 001, PerfGAT and GlioMT of paper 002, the ViT,
+distillation and fusion models of paper 004."""
 
 
 def variants_of(method: str) -> dict[str, dict]:
