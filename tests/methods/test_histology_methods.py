@@ -118,3 +118,9 @@ def test_kd_distils_a_fusion_teacher_and_predicts_from_images_alone(tiny_histolo
     (unlabelled / "labels.csv").write_text("patient_id,idh\nH000,wildtype\nH001,mutant\n")
     out = evaluate(run, unlabelled, tmp_path / "eval")
     assert len(pd.read_csv(out / "predictions.csv")) == 2
+
+
+def test_fusion_refuses_genomics_that_are_only_the_target(tiny_histology_cohort, tmp_path):
+    with pytest.raises(ValueError, match="no column besides the target 'idh'"):
+        train(tiny_histology_cohort, "concat-fusion", "idh", tmp_path / "run", folds=2, epochs=1,
+              overrides={**TINY, "genomics": ["idh"]})

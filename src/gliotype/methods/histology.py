@@ -159,6 +159,9 @@ class HistologyMethod(TorchMethod):
 
     def fit(self, train, y_train, val, y_val, n_classes, ctx):
         self._genomic = self.genomic_columns(ctx.target)
+        if self.genomics_used and not self._genomic:
+            raise ValueError(f"{self.name}: genomics={self.config.genomics} has no column besides the target "
+                             f"{ctx.target!r}, which is never an input; add biomarker columns (e.g. cnv_EGFR)")
         rois, y_rois = expand(train, y_train)
         val_rois, y_val_rois = expand(val, y_val)
         self._weight = class_weights(y_rois, n_classes, self.config.class_weighting)
