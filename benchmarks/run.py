@@ -50,6 +50,7 @@ REGISTRY = [
     "bench_habitat_graph",  # hiperf-coarse / -fine: HiPerfGNN habitat + SLIC supervoxel graphs, per patient
     "bench_hiperf_train",   # hiperf-train / -infer: HiPerfGNN hierarchical network, patients/s, batch 8
     "bench_tiles",      # tiles-level0 / -level1 / -resize / -grid: histology tiles/s from an 8k JPEG pyramid
+    "bench_fof",        # fof-train-224 / -512 (fp32, bf16), vit-train-224: FoF training step images/s, batch 2
 ]
 
 
