@@ -16,6 +16,7 @@ from gliotype.cohort import Cohort
 from gliotype.methods import create_method
 from gliotype.methods.histology import expand, mean_by
 from gliotype.train import evaluate, train
+from gliotype.train.checkpoint import load_checkpoint
 
 TINY = {"tile_size": 32, "patch": 8, "embed": 32, "depth": 3, "heads": 2, "batch_size": 4, "lr": 1e-3,
         "patience": 30}
@@ -48,7 +49,7 @@ def test_patient_probability_is_the_mean_of_its_images(fof_run, tiny_histology_c
     method = create_method("fof", **{**TINY, "biomarkers": ["codel_1p19q", "cnv_EGFR"]})
     cohort = Cohort.from_folder(tiny_histology_cohort)
     items = method.prepare(cohort, ["H000", "H001"]).inputs
-    state, _ = _fold_state(fof_run)
+    state, _ = load_checkpoint(fof_run / "model" / "fold0.safetensors")
     patients = method.predict_proba(state, [items["H000"], items["H001"]], 2, "cpu")
     model = method.load_model(state, 2, "cpu")
     with torch.no_grad():
@@ -56,11 +57,6 @@ def test_patient_probability_is_the_mean_of_its_images(fof_run, tiny_histology_c
     assert items["H001"]["tiles"].shape == (3, 3, 32, 32)
     np.testing.assert_allclose(patients[1], per_image.mean(0), atol=1e-6)
     np.testing.assert_allclose(patients.sum(1), 1.0, atol=1e-6)
-
-
-def _fold_state(run):
-    from gliotype.train.checkpoint import load_checkpoint
-    return load_checkpoint(run / "model" / "fold0.safetensors")
 
 
 def test_mean_by_and_expand_by_hand():

@@ -40,7 +40,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from gliotype.explain.token_cam import cam_to_image, token_gradcam, views_from_cam
+from gliotype.explain.token_cam import cam_to_image, min_max, token_gradcam, views_from_cam
 from gliotype.nn.vit import VisionTransformer
 from gliotype.prepare.cache import atomic_write_bytes
 
@@ -96,7 +96,7 @@ def explain_tiles(method, models: list[nn.Module], tiles: np.ndarray, n_classes:
     probs = np.mean([np.concatenate([_probabilities(method, m, c, n_classes) for c in chunks]) for m in models], 0)
     target = int(target_of(probs.mean(0)))
     cams = [torch.cat([_cam(method, m, c, target, cam_block) for c in chunks]) for m in models]
-    cam = _min_max(torch.stack(cams).mean(0))
+    cam = min_max(torch.stack(cams).mean(0))
     positive_mask, _ = views_from_cam(cam, theta)
     grid = vision_transformer(models[0]).grid_size(*images.shape[-2:])
     return {"probabilities": probs, "patient": probs.mean(0), "target": target, "cam": cam.numpy(),
@@ -118,11 +118,6 @@ def _cam(method, model: nn.Module, chunk: Tensor, target: int, cam_block: int) -
     with torch.enable_grad():
         logits, tokens = vision_transformer(model)(_device_images(method, model, chunk), return_tokens_of=cam_block)
         return token_gradcam(tokens, logits[:, target].float()).float().cpu()
-
-
-def _min_max(cam: Tensor) -> Tensor:
-    low, high = cam.amin(1, keepdim=True), cam.amax(1, keepdim=True)
-    return torch.where(high > low, (cam - low) / (high - low).clamp_min(1e-12), torch.zeros_like(cam))
 
 
 def tile_names(files: list[str], source: np.ndarray) -> list[str]:

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["cam_to_image", "token_gradcam", "views_from_cam"]
+__all__ = ["cam_to_image", "min_max", "token_gradcam", "views_from_cam"]
 
 
 def token_gradcam(tokens: Tensor, score: Tensor) -> Tensor:
@@ -64,7 +64,7 @@ def token_gradcam(tokens: Tensor, score: Tensor) -> Tensor:
     with torch.no_grad():
         weights = gradients.mean(dim=1, keepdim=True)  # (B, 1, C)
         cam = torch.relu((weights * tokens).sum(dim=-1))  # (B, P)
-        return _min_max(cam).detach()
+        return min_max(cam).detach()
 
 
 def views_from_cam(cam: Tensor, theta: float = 0.5) -> tuple[Tensor, Tensor]:
@@ -113,7 +113,8 @@ def cam_to_image(cam: Tensor, grid_hw: Sequence[int], image_hw: Sequence[int]) -
     return F.interpolate(grid, size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-def _min_max(cam: Tensor) -> Tensor:
+def min_max(cam: Tensor) -> Tensor:
+    """Each row scaled to [0, 1] (max 1); a constant row becomes zeros. Shapes: (B, P) -> (B, P)."""
     low = cam.amin(dim=1, keepdim=True)
     span = cam.amax(dim=1, keepdim=True) - low
     return torch.where(span > 0, (cam - low) / span.clamp_min(torch.finfo(cam.dtype).tiny), torch.zeros_like(cam))

@@ -78,7 +78,6 @@ class FoF(HistologyMethod):
             columns = [np.asarray(y_train) if b == ctx.target else ctx.aux_train[b] for b in cfg.biomarkers]
             markers = np.stack(columns, axis=1) if columns else np.zeros((len(train), 0), np.int64)
             train = [{**it, "markers": torch.from_numpy(m.astype(np.int64))} for it, m in zip(train, markers)]
-            val = [{k: v for k, v in it.items() if k != "markers"} for it in val]
         self._normal = torch.tensor([normal_class(b) for b in cfg.biomarkers], dtype=torch.int64)
         return super().fit(train, y_train, val, y_val, n_classes, ctx)
 

@@ -108,7 +108,7 @@ class KnowledgeDistillation(_FusionMethod):
         cfg = self.config
         logits = self.logits(model, batch).float()
         with torch.no_grad():
-            teacher = _FusionMethod.logits(self, self._teacher.to(logits.device), batch).float()
+            teacher = _FusionMethod.logits(self, self._teacher, batch).float()
         t = cfg.temperature
         distill = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher / t, 1), log_target=True,
                            reduction="batchmean") * t * t

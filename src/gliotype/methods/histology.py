@@ -30,7 +30,7 @@ from gliotype.cohort.labels import label_classes
 from gliotype.methods.base import Prepared
 from gliotype.methods.torch_method import TorchConfig, TorchMethod, class_weights
 from gliotype.nn.vit import ViTConfig
-from gliotype.train.fit import fit_torch, torch_device
+from gliotype.train.fit import fit_torch
 
 BIOMARKERS = ("idh", "codel_1p19q", "cnv_PTEN", "cnv_EGFR", "cnv_CARD11", "cnv_FGFR2")
 """The paper's molecular biomarkers (MCA's labels, the fusion baselines' genomics)."""
@@ -200,19 +200,12 @@ class HistologyMethod(TorchMethod):
 
     # --- prediction -----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def predict_heads(self, state, inputs, n_classes, device="auto"):
         """Each patient's mean image probabilities. Shapes: returns (n_patients, n_classes) per head."""
-        model = self.load_model(state, n_classes, device)
-        dev = torch_device(device)
         rois, _ = expand(inputs, np.full(len(inputs), -1))
         owner = np.repeat(np.arange(len(inputs)), [len(it["tiles"]) for it in inputs])
-        out: dict[str, list[np.ndarray]] = {}
-        for start in range(0, len(rois), self.config.batch_size):
-            batch, _ = self.collate([(r, -1) for r in rois[start:start + self.config.batch_size]])
-            for head, prob in self.heads(model, {k: v.to(dev) for k, v in batch.items()}).items():
-                out.setdefault(head, []).append(prob.float().cpu().numpy())
-        return {head: mean_by(owner, np.concatenate(p), len(inputs)) for head, p in out.items()}
+        per_image = super().predict_heads(state, rois, n_classes, device)
+        return {head: mean_by(owner, probs, len(inputs)) for head, probs in per_image.items()}
 
     def sidecar(self) -> dict:
         return {"genomic_columns": list(self._genomic)}

@@ -130,8 +130,8 @@ def fof_loss(net: FoFNetwork, images: Tensor, y: Tensor, markers: Tensor | None,
         parts.update(cam=cam, positive_mask=positive_mask)
     mca = torch.zeros((), device=images.device)
     if config.mca and net.biomarkers and markers is not None:
-        labels = [markers, markers] + ([normal.expand_as(markers)] if config.frl else [])
-        labels = torch.cat(labels[: len(views)])  # (views * B, M)
+        # global and positive views: the image's statuses; negative view: the normal ones. (views * B, M)
+        labels = torch.cat([markers, markers, normal.expand_as(markers)] if config.frl else [markers])
         features = torch.cat(views).float()
         terms = [supervised_contrastive(net.projections[name](features), labels[:, j], config.tau)
                  for j, name in enumerate(net.biomarkers)]
