@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from gliotype.atlas.register import (Registration, ants_image, from_template, points_to_template, register,
+from gliotype.atlas.register import (Registration, ants_image, at_spacing, from_template, points_to_template, register,
                                      registration_arrays, registration_from_arrays, registration_meta, to_template)
 from gliotype.atlas.template import Template, load_template
 from gliotype.prepare.cache import load_arrays, save_arrays
@@ -116,3 +116,19 @@ def test_bad_arguments(coarse):
         register(coarse.t1, coarse.affine, coarse, transform="syn")
     with pytest.raises(ValueError, match="all zero"):
         register(np.zeros((4, 4, 4), np.float32), np.eye(4), coarse)
+
+
+def test_at_spacing_averages_blocks_and_keeps_the_world_extent():
+    """A 1 mm 4x4x2 volume halved to 2 mm: each voxel is its 2x2x2 block's mean, at the block's centre."""
+    volume = np.arange(32, dtype=np.float32).reshape(4, 4, 2)
+    affine = np.diag([-1.0, 1.0, 1.0, 1.0])
+    affine[:3, 3] = (10.0, -5.0, 2.0)
+    small, out = at_spacing(volume, affine, 2.0)
+    assert small.shape == (2, 2, 1)
+    assert small[0, 0, 0] == pytest.approx(volume[:2, :2, :2].mean())
+    assert small[1, 1, 0] == pytest.approx(volume[2:, 2:, :].mean())
+    np.testing.assert_allclose(out[:3, :3], np.diag([-2.0, 2.0, 2.0]))
+    # the new voxel 0 sits at the centre of old voxels 0..1, i.e. old index 0.5 on every axis
+    np.testing.assert_allclose(out[:3, 3], affine[:3, :3] @ [0.5, 0.5, 0.5] + affine[:3, 3])
+    same, same_affine = at_spacing(volume, affine * [2, 2, 2, 1], 2.0)  # already 2 mm: untouched
+    assert same is volume

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gliotype.cohort.regions import region_mask
+from gliotype.cohort.regions import label_values, mask_bounds, region_mask
 
 
 def brats(enhancing_label=4):
@@ -35,3 +35,24 @@ def test_binary_mask_is_whole_tumour():
 def test_unknown_region_is_named():
     with pytest.raises(ValueError, match=r"unknown tumour region 'tumor'; choose one of \['whole', 'core', 'enhancing'\]"):
         region_mask(brats(), "tumor")
+
+
+def test_label_values_counts_integer_labels_in_any_dtype():
+    seg = np.zeros((5, 4, 3), np.float32)
+    seg[1, 1, 1], seg[2, 2, 2], seg[4, 3, 2] = 1, 4, 2
+    assert label_values(seg) == {0, 1, 2, 4}
+    assert label_values(seg.astype(np.uint8)) == {0, 1, 2, 4}
+    assert label_values(seg - 1) == {-1, 0, 1, 3}  # negative: the sorting path
+
+
+def test_mask_bounds_equals_the_voxel_list_bounds():
+    rng = np.random.default_rng(0)
+    mask = np.zeros((30, 20, 10), bool)
+    mask[rng.integers(3, 25), rng.integers(2, 18), rng.integers(1, 9)] = True
+    mask[7:12, 4:6, 2:3] = True
+    start, stop = mask_bounds(mask)
+    idx = np.argwhere(mask)
+    np.testing.assert_array_equal(start, idx.min(0))
+    np.testing.assert_array_equal(stop, idx.max(0) + 1)
+    with pytest.raises(ValueError, match="empty"):
+        mask_bounds(np.zeros((3, 3, 3), bool))

@@ -4,7 +4,8 @@ Choice of ANTs over SimpleITK: the paper registered with ANTs (SyN), and ANTsPy 
 Affine + SyN pipeline in one call. Measured on the real TCGA patient (TCGA-DU-7294, 240 x 240 x 155,
 1 mm) on this project's 2-core machine: Affine 4.6 s, SyN 8.9 s, Dice 0.95 (Affine) to 0.96 (SyN)
 between the warped patient brain mask and the template brain mask (10-27 s when other work shares
-the cores).
+the cores). Since the T1 is block-averaged to the template's 2 mm first (:func:`register`), SyN on that
+patient takes 13.6 instead of 20.7 CPU seconds (1 ITK thread) and its Dice is 0.979 instead of 0.963.
 
 Frames: our arrays and affines are RAS+ (:func:`~gliotype.cohort.images.load_volume`); ANTs works in
 LPS physical space. Images are handed to ANTs with origin and direction converted from the affine
@@ -119,9 +120,36 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * int(np.logical_and(a, b).sum()) / total if total else 0.0
 
 
+def at_spacing(volume: np.ndarray, affine: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Block-average a volume finer than ``spacing`` mm down to about ``spacing`` (linear, grid mode).
+
+    A 1 mm image halved to 2 mm averages each 2x2x2 block exactly (the linear sample at a block's
+    centre). Volumes already at least ``spacing / 1.25`` coarse are returned unchanged.
+
+    Shapes:
+        volume (X, Y, Z), affine (4, 4) -> (X', Y', Z') and its affine (4, 4), the same world extent.
+    """
+    from scipy import ndimage
+
+    voxel = np.sqrt((affine[:3, :3] ** 2).sum(0))
+    if np.all(voxel * 1.25 >= spacing):
+        return volume, affine
+    small = ndimage.zoom(np.asarray(volume, np.float32), np.minimum(voxel / spacing, 1.0), order=1,
+                         grid_mode=True, mode="grid-constant")
+    step = np.array(volume.shape) / np.array(small.shape)
+    out = np.array(affine, float)
+    out[:3, :3] = affine[:3, :3] * step
+    out[:3, 3] = affine[:3, 3] + affine[:3, :3] @ ((step - 1) / 2)
+    return small, out
+
+
 def register(t1: np.ndarray, affine: np.ndarray, template: Template | None = None, transform: str = "SyN",
              seed: int = 0, min_dice: float = 0.8) -> Registration:
     """Register a skull-stripped T1 (moving) to the brain-masked template (fixed).
+
+    The T1 is first block-averaged to the template's spacing (:func:`at_spacing`) where it is finer: the
+    metric is computed on the template grid anyway, and on a 1 mm BraTS T1 this cuts the registration
+    time 2.3-fold (the transforms are in world space and apply to the full-resolution images unchanged).
 
     Args:
         t1: the patient's T1, RAS+, zero outside the brain.
@@ -145,7 +173,8 @@ def register(t1: np.ndarray, affine: np.ndarray, template: Template | None = Non
     brain = np.asarray(t1) != 0
     if not brain.any():
         raise ValueError("the T1 is all zero: there is no brain to register")
-    fixed, moving = ants_image(template.t1, template.affine), ants_image(t1, affine)
+    template_spacing = float(np.sqrt((template.affine[:3, :3] ** 2).sum(0)).min())
+    fixed, moving = ants_image(template.t1, template.affine), ants_image(*at_spacing(t1, affine, template_spacing))
     with tempfile.TemporaryDirectory(prefix="gliotype-ants-") as tmp:
         result = ants.registration(fixed, moving, type_of_transform=transform, random_seed=seed,
                                    outprefix=str(Path(tmp) / "reg_"))

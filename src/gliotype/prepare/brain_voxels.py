@@ -179,7 +179,7 @@ def _tumour_points(case: Case, config: BrainVoxelsConfig) -> tuple[np.ndarray, d
     return to_world(arrays["points"], meta), meta
 
 
-@register_stage("brain_voxels", needs=("mri", "seg"), config_type=BrainVoxelsConfig, optional=("fa",))
+@register_stage("brain_voxels", needs=("mri", "seg"), config_type=BrainVoxelsConfig, optional=("fa",), version=2)
 def brain_voxels(case: Case, config: BrainVoxelsConfig) -> tuple[dict[str, np.ndarray], dict]:
     """Build one patient's brain-network inputs.
 

@@ -41,6 +41,7 @@ import numpy as np
 from pydantic import Field
 
 from gliotype.cohort import Case, region_mask
+from gliotype.cohort.regions import mask_bounds
 from gliotype.cohort.images import load_volume
 from gliotype.prepare.stage import StageConfig, register_stage
 
@@ -68,8 +69,7 @@ def padded_crop(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Shapes:
         mask: (X, Y, Z) bool -> crop (x + 2, y + 2, z + 2) float32, offset (3,) int.
     """
-    idx = np.argwhere(mask)
-    start, stop = idx.min(0), idx.max(0) + 1
+    start, stop = mask_bounds(mask)
     box = mask[tuple(slice(a, b) for a, b in zip(start, stop))]
     return np.pad(box.astype(np.float32), 1), start - 1
 

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from gliotype.cohort import Case, region_mask
+from gliotype.cohort.regions import mask_bounds
 from gliotype.cohort.images import load_volume
 from gliotype.cohort.layout import MRI_SEQUENCES
 from gliotype.prepare.stage import StageConfig, register_stage
@@ -26,22 +27,33 @@ class TumourImageConfig(StageConfig):
     margin_mm: float = 4.0
 
 
-def zscore_brain(volume: np.ndarray) -> np.ndarray:
-    """Z-score a skull-stripped volume on its non-zero (brain) voxels; background stays 0."""
-    brain = volume != 0
-    if brain.sum() < 2:
+def brain_stats(volume: np.ndarray) -> tuple[np.floating, float]:
+    """Mean and standard deviation (at least 1e-6) of a skull-stripped volume's non-zero (brain) voxels."""
+    values = volume[volume != 0]
+    if values.size < 2:
         raise ValueError("the image has no brain voxels (all zero)")
-    values = volume[brain]
-    out = np.zeros_like(volume, dtype=np.float32)
-    out[brain] = (values - values.mean()) / max(float(values.std()), 1e-6)
+    return values.mean(), max(float(values.std()), 1e-6)
+
+
+def zscore_brain(volume: np.ndarray, box: tuple[slice, ...] | None = None) -> np.ndarray:
+    """Z-score a skull-stripped volume on its non-zero (brain) voxels; background stays 0.
+
+    With ``box``, the statistics still come from the whole brain but only that crop is returned, which
+    spares normalising the voxels a caller would throw away.
+    """
+    mean, std = brain_stats(volume)
+    crop = volume if box is None else volume[box]
+    out = np.zeros_like(crop, dtype=np.float32)
+    brain = crop != 0
+    out[brain] = (crop[brain] - mean) / std
     return out
 
 
 def bounding_box(mask: np.ndarray, margin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(start, stop) voxel indices of ``mask``'s bounding box grown by ``margin`` voxels, clipped to the grid."""
-    idx = np.argwhere(mask)
-    start = np.maximum(idx.min(0) - margin, 0)
-    stop = np.minimum(idx.max(0) + 1 + margin, mask.shape)
+    start, stop = mask_bounds(mask)
+    start = np.maximum(start - margin, 0)
+    stop = np.minimum(stop + margin, mask.shape)
     return start, stop
 
 
@@ -81,7 +93,7 @@ def tumour_image(case: Case, config: TumourImageConfig) -> tuple[dict[str, np.nd
     channels = []
     for seq in MRI_SEQUENCES:
         volume, _ = load_volume(case.images[seq])
-        masked = (zscore_brain(volume) * region.mask)[box]
+        masked = zscore_brain(volume, box) * region.mask[box]
         channels.append(ndimage.zoom(masked, zoom, order=1, grid_mode=True, mode="grid-constant"))
     mask = ndimage.zoom(region.mask[box].astype(np.float32), zoom, order=1, grid_mode=True, mode="grid-constant") > 0.5
     cube, offset = centre_fit(np.stack([*channels, mask.astype(np.float32)]), config.size)
