@@ -2,16 +2,18 @@
 
 A stage is a function ``(case, config) -> (arrays, meta)``; it raises ``ValueError`` (or ``ImageError``)
 with a message naming the file and the fix when a patient cannot be prepared. :func:`run_stage` runs it
-over patients in parallel processes, skips what the cache already holds, and reports failed patients
-without stopping the others.
+over patients in parallel processes (or as one task per patient on a Dask distributed cluster), skips
+what the cache already holds, and reports failed patients without stopping the others.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -102,15 +104,31 @@ def _prepare_one(stage_name: str, case: Case, config: StageConfig, cache_root: P
 
 
 def run_stage(stage_name: str, cohort: Cohort, patient_ids: Sequence[str], config: StageConfig | None = None,
-              cache_dir: str | Path | None = None, workers: int = 1, progress: bool = False) -> StageResult:
-    """Run a stage over patients, cached; failed patients are reported, never fatal."""
+              cache_dir: str | Path | None = None, workers: int = 1, progress: bool = False,
+              scheduler: str | None = None) -> StageResult:
+    """Run a stage over patients, cached; failed patients are reported, never fatal.
+
+    Args:
+        workers: local worker processes (1: this process).
+        scheduler: address of a Dask distributed scheduler (``tcp://host:8786``). When given, each patient is
+            one task on that cluster's workers and ``workers`` is ignored; the workers need gliotype
+            installed and must see the cohort and the cache at the same paths (a shared file system).
+
+    Raises:
+        ValueError: the scheduler cannot be reached (the message names the address and how to start one).
+    """
     stage = get_stage(stage_name)
     config = config or stage.config_type()
     cache_root = Path(cache_dir) if cache_dir else default_cache(cohort)
     result = StageResult(stage.name)
     cases = [cohort[pid] for pid in patient_ids]
-    if workers > 1 and len(cases) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+    if scheduler is not None:
+        with _connect(scheduler) as client:
+            outcomes = _on_cluster(client, stage.name, cases, config, cache_root)
+            _collect(result, _track(outcomes, len(cases), stage.name, progress))
+    elif workers > 1 and len(cases) > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(max_workers=workers, initializer=_share_cores, initargs=(threads,)) as pool:
             futures = [pool.submit(_prepare_one, stage.name, c, config, cache_root) for c in cases]
             outcomes = (f.result() for f in futures)
             _collect(result, _track(outcomes, len(cases), stage.name, progress))
@@ -119,6 +137,63 @@ def run_stage(stage_name: str, cohort: Cohort, patient_ids: Sequence[str], confi
         _collect(result, _track(outcomes, len(cases), stage.name, progress))
     log.info("stage %s: %d ready (%d built), %d failed", stage.name, len(result.done), result.built, len(result.failed))
     return result
+
+
+def _share_cores(threads: int) -> None:
+    """Limit a local worker process to its share of the cores (torch, OpenMP and ITK thread pools), so that
+    ``workers`` processes do not oversubscribe the machine."""
+    for var in ("OMP_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _connect(address: str):
+    """A ``distributed.Client`` of the scheduler at ``address``; a ``ValueError`` with the fix if unreachable."""
+    from distributed import Client
+    from distributed.comm.addressing import resolve_address
+
+    try:
+        resolve_address(address)  # a malformed address or unknown host fails here, before any Client exists
+        return Client(address, set_as_default=False)
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"cannot reach the Dask scheduler at {address!r} ({err}); start one with `dask scheduler` (it prints "
+            "its address, tcp://HOST:8786), start workers with `dask worker tcp://HOST:8786`, and pass that "
+            "address to --scheduler"
+        ) from err
+
+
+def _on_cluster(client, stage_name: str, cases: Sequence[Case], config: StageConfig, cache_root: Path):
+    """Prepare each case as one task on a Dask cluster; yield outcomes as they finish.
+
+    A task that raises (a worker-side error :func:`_prepare_one` does not expect, a worker that died) becomes
+    that patient's failure, so the other patients go on.
+    """
+    from distributed import as_completed
+
+    log.info("stage %s: %d patients sent to the Dask scheduler at %s", stage_name, len(cases), client.scheduler.address)
+    run = uuid.uuid4().hex[:8]
+    patient_of = {}
+    for case in cases:
+        future = client.submit(_prepare_one, stage_name, _absolute(case), config, cache_root.absolute(),
+                               key=f"prepare-{stage_name}-{case.patient_id}-{run}")
+        patient_of[future] = case.patient_id
+    for future in as_completed(list(patient_of), loop=client.loop):
+        try:
+            yield future.result()
+        except Exception as err:  # noqa: BLE001 - any error of one task is that patient's failure
+            why = f"{type(err).__name__} on a Dask worker: {err} (its traceback is in that worker's log)"
+            yield patient_of[future], None, why, False
+        future.release()
+
+
+def _absolute(case: Case) -> Case:
+    """``case`` with absolute paths: a worker's current folder is not this process's."""
+    return replace(case, folder=case.folder.absolute() if case.folder else None,
+                   images={m: p.absolute() for m, p in case.images.items()},
+                   histology=[p.absolute() for p in case.histology])
 
 
 def _collect(result: StageResult, outcomes) -> None:
@@ -142,5 +217,6 @@ def default_cache(cohort: Cohort) -> Path:
     return cohort.root / ".gliotype-cache"
 
 
-def load_prepared(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    return load_arrays(path)
+def load_prepared(path: Path, mmap: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+    """A prepared patient's (arrays, meta); ``mmap=True`` maps the large arrays read-only (:func:`load_arrays`)."""
+    return load_arrays(path, mmap=mmap)
