@@ -42,6 +42,7 @@ class Colearn(RotatingMethod):
 
     needs = ("mri", "seg")
     stages = ("tumour_image", "tumour_geometry")
+    lazy_inputs = True  # the cubes are large: built from the cache one patient at a time
 
     def build(self, n_classes: int) -> nn.Module:
         image = ImageLearner(4, n_classes, latent=self.config.latent, dropout=self.config.dropout)

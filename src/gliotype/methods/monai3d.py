@@ -29,6 +29,7 @@ class Image3DConfig(TorchConfig):
 class Image3DMethod(TorchMethod):
     needs = ("mri", "seg")
     stages = ("tumour_image",)
+    lazy_inputs = True  # the cubes are large: built from the cache one patient at a time
 
     def item(self, arrays):
         return {"image": torch.from_numpy(arrays["tumour_image"]["image"].astype(np.float32))}

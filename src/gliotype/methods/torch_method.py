@@ -12,7 +12,8 @@ from torch import nn
 
 from gliotype.cohort import Cohort
 from gliotype.methods.base import FitContext, Method, MethodConfig, Prepared
-from gliotype.prepare import get_stage, load_prepared, run_stage
+from gliotype.methods.lazy import LazyItems
+from gliotype.prepare import get_stage, run_stage
 from gliotype.prepare.stage import default_cache
 from gliotype.train.fit import fit_torch, torch_device
 
@@ -42,6 +43,11 @@ class TorchMethod(Method):
     keeps_patient_ids: bool = False
     """Whether each item carries its ``patient_id`` (for per-patient caches of data derived in ``fit``, such as
     ``brainnet``'s networks and ``hiperfgnn``'s graphs, kept under the cohort's cache folder ``self._cache``)."""
+    lazy_inputs: bool = False
+    """Whether :meth:`prepare` returns inputs built from the cache on access (:class:`LazyItems`, each patient's
+    large arrays memory-mapped) instead of all at once: for methods whose items are large and cheap to build,
+    such as the 3-D tumour cubes, so that an epoch never holds the cohort in RAM. Their :meth:`item` gets
+    read-only memory maps and copies what it keeps (``array.astype(...)`` does)."""
 
     def stage_config(self, stage: str):
         """The configuration of one of this method's stages, taken from matching method config fields."""
@@ -60,10 +66,9 @@ class TorchMethod(Method):
             ready = [p for p in ready if p in result.done]
             for pid in ready:
                 paths[pid][stage] = result.done[pid]
-        inputs = {pid: self.item({s: load_prepared(p)[0] for s, p in paths[pid].items()}) for pid in ready}
-        if self.keeps_patient_ids:
-            for pid, item in inputs.items():
-                item["patient_id"] = pid
+        inputs = LazyItems({p: paths[p] for p in ready}, self.item, self.keeps_patient_ids, mmap=self.lazy_inputs)
+        if not self.lazy_inputs:
+            inputs = dict(inputs.items())  # every item built now, from arrays read whole
         fingerprint = {s: self.stage_config(s).model_dump() for s in self.stages}
         return Prepared(inputs, failed, fingerprint)
 
@@ -112,7 +117,8 @@ class TorchMethod(Method):
             self.build(n_classes), step, self.collate, train, y_train, val, y_val, work_dir=ctx.work_dir,
             epochs=ctx.epochs or cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
             patience=cfg.patience, seed=ctx.seed, device=ctx.device, progress=ctx.progress,
-            num_workers=cfg.num_workers, sidecar={"method": self.name})
+            num_workers=cfg.num_workers, sidecar={"method": self.name},
+            distributed=ctx.distributed, memory_format=ctx.memory_format)
         return weights
 
     def image_learner(self, model: nn.Module) -> nn.Module | None:

@@ -4,21 +4,28 @@ Layout: ``CACHE/<stage>/<patient_id>/<fingerprint>.npz``. The fingerprint hashes
 version, its configuration and the bytes of its input files, so a changed configuration or input
 rebuilds only what it touches and an unchanged one is skipped. Files are written to a temporary name and
 renamed into place, so an interrupted write never leaves a file that a rerun trusts. Arrays are stored
-without pickle; metadata rides along as a JSON string inside the archive.
+without pickle, uncompressed; metadata rides along as a JSON string inside the archive. Because members are
+stored as plain ``.npy`` bytes, :func:`load_arrays` can memory-map the large ones instead of reading them
+(``mmap=True``): an epoch over a large cohort then reads each patient's pages on demand and never holds the
+cohort in RAM. A rename never changes the bytes behind an open map (the old file lives on until unmapped).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 META_KEY = "__meta__"
+MMAP_MIN_BYTES = 1 << 20
+"""Members at least this large are memory-mapped by ``load_arrays(..., mmap=True)``; smaller ones are read."""
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
@@ -66,12 +73,54 @@ def save_arrays(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping | No
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Load what :func:`save_arrays` wrote (never unpickles)."""
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {k: archive[k] for k in archive.files if k != META_KEY}
-        meta = json.loads(archive[META_KEY].tobytes().decode()) if META_KEY in archive.files else {}
-    return arrays, meta
+def load_arrays(path: Path, mmap: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+    """Load what :func:`save_arrays` wrote (never unpickles).
+
+    With ``mmap=True``, stored members of at least :data:`MMAP_MIN_BYTES` come back as read-only
+    ``np.memmap`` views of the file (copy what you keep); small or compressed members are read as usual.
+    """
+    if not mmap:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    else:
+        with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
+            arrays = {info.filename.removesuffix(".npy"): _read_member(path, archive, raw, info)
+                      for info in archive.infolist()}
+    meta = arrays.pop(META_KEY, None)
+    return arrays, (json.loads(meta.tobytes().decode()) if meta is not None else {})
+
+
+def _read_member(path: Path, archive: zipfile.ZipFile, raw, info: zipfile.ZipInfo) -> np.ndarray:
+    """One ``.npy`` member: a read-only memmap when it is stored uncompressed and large, else read."""
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size >= MMAP_MIN_BYTES:
+        mapped = _member_memmap(path, raw, info)
+        if mapped is not None:
+            return mapped
+    with archive.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _member_memmap(path: Path, raw, info: zipfile.ZipInfo) -> np.memmap | None:
+    """The memmap of a stored ``.npy`` member, or ``None`` where it cannot be mapped (an object dtype, no
+    bytes, an ``.npy`` version without a public header reader, sizes that disagree): the caller reads it."""
+    raw.seek(info.header_offset)
+    local = raw.read(30)  # the zip local file header: fixed part, then the name and the extra field
+    if local[:4] != b"PK\x03\x04":
+        raise ValueError(f"{path}: member {info.filename!r} has no zip local header at offset {info.header_offset}; "
+                         "the cache file is damaged: delete it and rerun to rebuild it")
+    start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+    raw.seek(start)
+    reader = _HEADER_READERS.get(np.lib.format.read_magic(raw))
+    if reader is None:
+        return None
+    shape, fortran, dtype = reader(raw)
+    offset, nbytes = raw.tell(), dtype.itemsize * math.prod(shape)
+    if dtype.hasobject or nbytes == 0 or offset + nbytes != start + info.file_size:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
 def _jsonable(value):

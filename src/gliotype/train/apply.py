@@ -13,6 +13,7 @@ import pandas as pd
 
 from gliotype.cohort import Cohort
 from gliotype.evaluate import metrics_report
+from gliotype.methods.lazy import items_of
 from gliotype.methods.registry import get_spec
 from gliotype.prepare.cache import atomic_write_bytes
 from gliotype.train.checkpoint import load_checkpoint, write_json
@@ -45,7 +46,7 @@ def apply_run(run: str | Path, cohort_path: str | Path, *, require_label: bool, 
     cfg, method, folds = load_run(run)
     classes = folds[0][1]["classes"]
     sel = select(Cohort.from_folder(cohort_path), method, cfg.target, cache_dir, workers, progress, require_label)
-    inputs = [sel.inputs[p] for p in sel.patient_ids]
+    inputs = items_of(sel.inputs, sel.patient_ids)
     per_fold = []
     for weights, sidecar in folds:
         method.restore(sidecar.get("method_state", {}))
