@@ -96,6 +96,8 @@ RunArg = Annotated[Path, typer.Argument(metavar="RUN", help="output folder of `g
 TargetOpt = Annotated[str, typer.Option(help="idh, codel_1p19q or grade")]
 CacheOpt = Annotated[Optional[Path], typer.Option("--cache", help="prepared-data cache (default COHORT/.gliotype-cache)")]
 WorkersOpt = Annotated[int, typer.Option(min=1, help="worker processes for preparation")]
+SchedulerOpt = Annotated[Optional[str], typer.Option(
+    help="address of a Dask scheduler (tcp://HOST:8786): one task per patient on its workers; overrides --workers")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda")]
 
 
@@ -106,8 +108,13 @@ def prepare(
     workers: WorkersOpt = 1,
     stages: Annotated[Optional[list[str]], typer.Option("--stages", help="stage names (default: every stage)")] = None,
     methods: Annotated[Optional[list[str]], typer.Option("--method", help="prepare what these methods need")] = None,
+    scheduler: SchedulerOpt = None,
 ):
-    """Derive and cache per-patient inputs (skips what is cached; lists the patients that failed)."""
+    """Derive and cache per-patient inputs (skips what is cached; lists the patients that failed).
+
+    With --scheduler, each patient is one task on a Dask cluster (`dask scheduler`, `dask worker ADDRESS`)
+    whose workers see the cohort and the cache at the same paths; --workers is then ignored.
+    """
     from gliotype.cohort import Cohort
     from gliotype.methods import create_method
     from gliotype.prepare import STAGES, get_stage, run_stage
@@ -120,7 +127,7 @@ def prepare(
     for name in wanted:
         stage = get_stage(name)
         ids = [c.patient_id for c in data if all(c.has(m) for m in stage.needs)]
-        result = run_stage(name, data, ids, cache_dir=cache, workers=workers, progress=True)
+        result = run_stage(name, data, ids, cache_dir=cache, workers=workers, progress=True, scheduler=scheduler)
         out.print(f"{name}: {len(result.done)} patients ready ({result.built} built, "
                   f"{len(result.done) - result.built} cached), {len(result.failed)} failed")
         for pid, why in result.failed.items():
@@ -157,14 +164,28 @@ def train(
     cache: CacheOpt = None,
     workers: WorkersOpt = 1,
     device: DeviceOpt = "auto",
+    devices: Annotated[str, typer.Option(help="processes per machine for each fit (DDP): a number or auto; "
+                                              "under torchrun, its --nproc_per_node")] = "1",
+    num_nodes: Annotated[int, typer.Option(min=1, help="machines of a DDP fit (under torchrun, its --nnodes)")] = 1,
+    strategy: Annotated[str, typer.Option(help="Lightning strategy: auto, ddp, ddp_find_unused_parameters_true ...")
+                        ] = "auto",
+    memory_format: Annotated[str, typer.Option(help="contiguous or channels_last_3d (3-D CNNs on CUDA)")] = "contiguous",
 ):
-    """Cross-validate a method at the patient level; writes config.yaml, splits.csv, predictions.csv, metrics.json, model/."""
+    """Cross-validate a method at the patient level; writes config.yaml, splits.csv, predictions.csv, metrics.json, model/.
+
+    --devices N fits each fold with N processes (DDP; the method's batch_size is per process); the same run
+    can be started by `torchrun --nproc_per_node N -m gliotype train ... --devices N`.
+    """
+    from gliotype.methods.base import Distributed
     from gliotype.train import train as run_train
     from gliotype.train.config import parse_overrides
 
+    if devices != "auto" and not devices.isdigit():
+        raise typer.BadParameter(f"--devices takes a number of processes or 'auto', not {devices!r}")
+    parallel = Distributed(devices if devices == "auto" else int(devices), num_nodes, strategy)
     run = run_train(cohort, method, target, out_dir, folds=folds, holdout_fraction=holdout, epochs=epochs, seed=seed,
                     config_file=config, overrides=parse_overrides(set_ or []), cache_dir=cache, workers=workers,
-                    device=device, progress=True)
+                    device=device, distributed=parallel, memory_format=memory_format, progress=True)
     _print_metrics(run)
 
 

@@ -34,9 +34,30 @@ class Prepared:
     fingerprint: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Distributed:
+    """How many processes fit one model, with Lightning's DDP: ``devices`` per node (a number or ``"auto"``),
+    ``num_nodes``, and Lightning's ``strategy`` (``"auto"``, ``"ddp"``, ``"ddp_find_unused_parameters_true"`` ...).
+
+    A method's ``batch_size`` is per process: one optimiser step sees ``devices * num_nodes * batch_size``
+    patients. Under ``torchrun``, ``devices`` must equal ``--nproc_per_node`` and ``num_nodes`` ``--nnodes``.
+    """
+
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+
+    def __post_init__(self):
+        if self.devices != "auto" and not (isinstance(self.devices, int) and self.devices >= 1):
+            raise ValueError(f"devices must be a number of devices per node (>= 1) or 'auto', got {self.devices!r}")
+        if not (isinstance(self.num_nodes, int) and self.num_nodes >= 1):
+            raise ValueError(f"num_nodes must be a number of machines (>= 1), got {self.num_nodes!r}")
+
+
 @dataclass
 class FitContext:
-    """What a fit needs beyond the data: where to keep resumable state, seed, epochs, device, progress."""
+    """What a fit needs beyond the data: where to keep resumable state, seed, epochs, device, progress, and
+    how it uses the hardware (``distributed`` processes, ``memory_format`` of 3-D images)."""
 
     work_dir: Path
     seed: int = 0
@@ -47,6 +68,9 @@ class FitContext:
     aux_train: dict[str, np.ndarray] = field(default_factory=dict)
     """Class indices (-1 where unknown) of each of :meth:`Method.label_targets`, for the training patients."""
     aux_val: dict[str, np.ndarray] = field(default_factory=dict)
+    distributed: Distributed = field(default_factory=Distributed)
+    memory_format: str = "contiguous"
+    """``"channels_last_3d"`` keeps 3-D images and conv weights channels-last on CUDA (contiguous elsewhere)."""
 
 
 class Method(ABC):

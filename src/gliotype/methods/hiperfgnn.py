@@ -199,7 +199,7 @@ class HiPerfGNN(TorchMethod):
             self.build(n_classes), step, self.collate, train_g, y_train, val_g, y_val, work_dir=ctx.work_dir,
             epochs=ctx.epochs or cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
             patience=cfg.patience, seed=ctx.seed, device=ctx.device, progress=ctx.progress,
-            num_workers=cfg.num_workers, sidecar={"method": self.name})
+            num_workers=cfg.num_workers, sidecar={"method": self.name}, distributed=ctx.distributed)
         self.fit_summary = {**fit_summary, "vqvae": summary, "tasks": list(self._names)}
         state = {f"model.{k}": v for k, v in weights.items()}
         state.update({f"scale.{k}": v for k, v in scale.items()})

@@ -191,7 +191,7 @@ class HistologyMethod(TorchMethod):
                          epochs=ctx.epochs or cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                          weight_decay=cfg.weight_decay, patience=cfg.patience, seed=ctx.seed, device=ctx.device,
                          progress=ctx.progress, num_workers=cfg.num_workers, sidecar={"method": self.name},
-                         schedule=cfg.schedule, precision=cfg.precision)
+                         schedule=cfg.schedule, precision=cfg.precision, distributed=ctx.distributed)
 
     def validation_loss(self, model, batch, y):
         """The early-stopping loss: class-weighted cross-entropy of the prediction."""

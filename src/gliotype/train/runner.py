@@ -27,11 +27,13 @@ from gliotype.cohort import Cohort, validate
 from gliotype.cohort.labels import TARGETS, label_classes
 from gliotype.cohort.splits import carve_validation, check_classes, holdout, kfold
 from gliotype.evaluate import metrics_report
-from gliotype.methods.base import FitContext, Method
+from gliotype.methods.base import Distributed, FitContext, Method
+from gliotype.methods.lazy import items_of
 from gliotype.methods.registry import check_target, get_spec
 from gliotype.prepare.cache import atomic_write_bytes
 from gliotype.train.checkpoint import save_checkpoint, write_json
 from gliotype.train.config import RunConfig, method_config
+from gliotype.train.parallel import check_hardware
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +120,18 @@ def assert_disjoint(splits: pd.DataFrame) -> None:
 def train(cohort_path: str | Path, method: str, target: str, out: str | Path, *, folds: int = 5,
           holdout_fraction: float | None = None, epochs: int | None = None, seed: int = 0,
           config_file: Path | None = None, overrides: dict | None = None, cache_dir: Path | None = None,
-          workers: int = 1, device: str = "auto", progress: bool = False) -> Path:
-    """Cross-validate ``method`` on a cohort and write the Contract 2 files into ``out``; returns ``out``."""
+          workers: int = 1, device: str = "auto", distributed: Distributed | None = None,
+          memory_format: str = "contiguous", progress: bool = False) -> Path:
+    """Cross-validate ``method`` on a cohort and write the Contract 2 files into ``out``; returns ``out``.
+
+    ``device``, ``distributed`` (DDP processes, see :class:`Distributed`) and ``memory_format`` say how each fold
+    uses the hardware; like ``device`` they are not part of ``config.yaml``, though ``distributed`` multiplies
+    the patients per optimiser step (``batch_size`` is per process): each fold's sidecar records its ``world_size``.
+    Under DDP every process runs this whole function on the same files; only the fits are split.
+    """
     spec = get_spec(method)
     check_target(spec, target)
+    check_hardware(distributed or Distributed(), memory_format)
     mcfg = method_config(spec, config_file, overrides)
     cfg = RunConfig(cohort=str(Path(cohort_path).resolve()), method=method, target=target, folds=folds,
                     holdout=holdout_fraction, seed=seed, epochs=epochs, method_config=mcfg.model_dump(mode="json"))
@@ -133,8 +143,9 @@ def train(cohort_path: str | Path, method: str, target: str, out: str | Path, *,
     _write_once(out / "splits.csv", splits.to_csv(index=False))
     write_json(out / "cohort.json", cohort_summary(cohort_path, sel, model.needs))
     index = {p: i for i, p in enumerate(sel.patient_ids)}
+    hardware = {"distributed": distributed or Distributed(), "memory_format": memory_format}
     frames, heads, tasks = zip(*[run_fold(model, sel, splits[splits.fold == k], index, int(k), cfg, out, device,
-                                          progress) for k in sorted(splits.fold.unique())])
+                                          progress, **hardware) for k in sorted(splits.fold.unique())])
     predictions = pd.concat(frames, ignore_index=True)
     task_metrics = write_tasks(out, {t: pd.concat([f[t] for f in tasks], ignore_index=True) for t in tasks[0]},
                                method, seed)
@@ -151,7 +162,8 @@ def train(cohort_path: str | Path, method: str, target: str, out: str | Path, *,
 
 
 def run_fold(model: Method, sel: Selection, split: pd.DataFrame, index: dict, k: int, cfg: RunConfig,
-             out: Path, device: str, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+             out: Path, device: str, progress: bool, distributed: Distributed | None = None,
+             memory_format: str = "contiguous") -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
     """Fit fold ``k`` (or take it from disk when finished); returns its test predictions, for a
     multi-head method the test predictions of each head (else ``None``), and those of each other task."""
     work = out / "work" / f"fold{k}"
@@ -162,11 +174,12 @@ def run_fold(model: Method, sel: Selection, split: pd.DataFrame, index: dict, k:
         return (read_predictions_csv(done), (read_predictions_csv(heads_csv) if heads_csv.is_file() else None),
                 {t: read_predictions_csv(path) for t, path in task_csv.items()})
     ids = {role: split[split.role == role].patient_id.tolist() for role in ("train", "val", "test")}
-    data = {role: [sel.inputs[p] for p in ids[role]] for role in ids}
+    data = {role: items_of(sel.inputs, ids[role]) for role in ids}  # lazy inputs stay on disk until read
     rows = {role: [index[p] for p in ids[role]] for role in ids}
     ys = {role: sel.y[rows[role]] for role in ids}
     ctx = FitContext(work, cfg.seed + k, cfg.epochs, device, progress, cfg.target,
-                     {t: a[rows["train"]] for t, a in sel.aux.items()}, {t: a[rows["val"]] for t, a in sel.aux.items()})
+                     {t: a[rows["train"]] for t, a in sel.aux.items()}, {t: a[rows["val"]] for t, a in sel.aux.items()},
+                     distributed or Distributed(), memory_format)
     state = model.fit(data["train"], ys["train"], data["val"], ys["val"], len(sel.classes), ctx)
     save_checkpoint(out / "model" / f"fold{k}.safetensors", state, {
         "method": cfg.method, "target": cfg.target, "classes": sel.classes, "fold": k,
