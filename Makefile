@@ -24,7 +24,7 @@ test-slow: install
 	$(PY) -m pytest -q -s -m slow
 
 bench: install
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py --work bench-out/work
 
 clean:
 	rm -rf demo-out bench-out .pytest_cache

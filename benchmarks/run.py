@@ -10,6 +10,7 @@ Usage::
     python benchmarks/run.py --compare OLD.json            # run, then print new / old ratios
     python benchmarks/run.py --compare OLD.json NEW.json   # compare two saved runs, run nothing
     python benchmarks/run.py --list
+    python benchmarks/run.py --work DIR                    # keep the synthetic cohorts in DIR for the next run
 
 Adding a benchmark: write ``benchmarks/bench_<name>.py`` with ``CASES`` and ``run(case, ctx)`` (see
 ``_harness.py``) and add its module name to ``REGISTRY``.
@@ -40,6 +41,7 @@ ROOT = HERE.parent
 REGISTRY = [
     "bench_cohort",     # synth: synthesize, per patient, small and full
     "bench_prepare",    # prepare-tumour_image: the tumour cube stage, per patient
+    "bench_prepare_workers",  # prepare-workers: 40 patients, tumour_image + tumour_geometry, --workers 1 vs 2
     "bench_geometry",   # prepare-tumour_geometry: the tumour surface point cloud stage, per patient, 1 core
     "bench_brainnet_prepare",  # prepare-brain_voxels: MNI152 registration + AAL node/edge sampling, per patient
     "bench_train",      # densenet3d-train / -infer: patients/s at 32^3 and 64^3
@@ -192,6 +194,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--compare", nargs="+", type=Path, metavar="JSON",
                         help="OLD.json: run, then print new/old ratios; OLD.json NEW.json: compare only")
     parser.add_argument("--list", action="store_true", help="list the benchmark cases and exit")
+    parser.add_argument("--work", type=Path, metavar="DIR",
+                        help="keep the synthetic cohorts here for the next run (default: a temporary folder)")
     args = parser.parse_args()
     if args.compare and len(args.compare) > 2:
         parser.error("--compare takes OLD.json or OLD.json NEW.json")
@@ -209,7 +213,10 @@ def main() -> int:
         print("\n".join(f"{c.key:<32}{m:<18}{'quick' if c.quick else ''}" for m, c in cases))
         return 0
     info, rows, start = machine_info(args.quick), [], time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="gliotype-bench-") as work:
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gliotype-bench-", dir=args.work) as tmp:
+        work = args.work or tmp
         for i, (module, case) in enumerate(cases, 1):
             print(f"[{i}/{len(cases)}] {case.key} ...", end=" ", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
