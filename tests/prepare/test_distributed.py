@@ -52,12 +52,14 @@ def test_corrupt_patient_fails_and_the_others_are_prepared(cohort, scheduler, tm
     assert sorted(result.done) == ["P000", "P002", "P003", "P004"] and result.built == 4
 
 
-def test_task_raising_on_a_worker_is_that_patients_failure(cohort, scheduler, tmp_path):
+@pytest.mark.parametrize("where", ["on a Dask worker", "in a worker process"])
+def test_task_raising_on_a_worker_is_that_patients_failure(cohort, scheduler, tmp_path, where):
     (tmp_path / "cache" / "tumour_image").mkdir(parents=True)
     (tmp_path / "cache" / "tumour_image" / "P002").write_text("a file where the patient's folder goes")
-    result = run_stage("tumour_image", cohort, IDS, SMALL, cache_dir=tmp_path / "cache", scheduler=scheduler)
+    run = {"scheduler": scheduler} if where == "on a Dask worker" else {"workers": 2}
+    result = run_stage("tumour_image", cohort, IDS, SMALL, cache_dir=tmp_path / "cache", **run)
     assert list(result.failed) == ["P002"]
-    assert result.failed["P002"].startswith("FileExistsError on a Dask worker:") and "P002" in result.failed["P002"]
+    assert result.failed["P002"].startswith(f"FileExistsError {where}") and "P002" in result.failed["P002"]
     assert sorted(result.done) == ["P000", "P001", "P003", "P004"]
 
 

@@ -130,13 +130,22 @@ def run_stage(stage_name: str, cohort: Cohort, patient_ids: Sequence[str], confi
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(max_workers=workers, initializer=_share_cores, initargs=(threads,)) as pool:
             futures = [pool.submit(_prepare_one, stage.name, c, config, cache_root) for c in cases]
-            outcomes = (f.result() for f in futures)
+            outcomes = (_outcome(f, c.patient_id, "in a worker process") for f, c in zip(futures, cases))
             _collect(result, _track(outcomes, len(cases), stage.name, progress))
     else:
         outcomes = (_prepare_one(stage.name, c, config, cache_root) for c in cases)
         _collect(result, _track(outcomes, len(cases), stage.name, progress))
     log.info("stage %s: %d ready (%d built), %d failed", stage.name, len(result.done), result.built, len(result.failed))
     return result
+
+
+def _outcome(future, patient_id: str, where: str):
+    """A finished task's outcome; an error :func:`_prepare_one` does not expect (or a dead worker) becomes that
+    patient's failure, so the other patients go on."""
+    try:
+        return future.result()
+    except Exception as err:  # noqa: BLE001 - any error of one task is that patient's failure
+        return patient_id, None, f"{type(err).__name__} {where}: {err}", False
 
 
 def _share_cores(threads: int) -> None:
@@ -181,11 +190,7 @@ def _on_cluster(client, stage_name: str, cases: Sequence[Case], config: StageCon
                                key=f"prepare-{stage_name}-{case.patient_id}-{run}")
         patient_of[future] = case.patient_id
     for future in as_completed(list(patient_of), loop=client.loop):
-        try:
-            yield future.result()
-        except Exception as err:  # noqa: BLE001 - any error of one task is that patient's failure
-            why = f"{type(err).__name__} on a Dask worker: {err} (its traceback is in that worker's log)"
-            yield patient_of[future], None, why, False
+        yield _outcome(future, patient_of[future], "on a Dask worker (its traceback is in that worker's log)")
         future.release()
 
 
