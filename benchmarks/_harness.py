@@ -121,6 +121,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
+def check_coverage(module: str, registry: str, registered, listed, fix: str) -> None:
+    """Raise a ValueError naming what ``registry`` holds that ``module`` benches nowhere, and what it lists
+    that is no longer registered; ``fix`` says where to add or remove a name."""
+    missing, unknown = sorted(set(registered) - set(listed)), sorted(set(listed) - set(registered))
+    if missing or unknown:
+        raise ValueError(f"{module} is out of date with {registry}: registered but benched nowhere {missing}, "
+                         f"benched but not registered {unknown}; {fix}")
+
+
 def find_case(module, key: str) -> Case:
     cases = {c.key: c for c in module.CASES}
     if key not in cases:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _harness import Case, Context, Row, make_row, measure
+from _harness import Case, Context, Row, check_coverage, make_row, measure
 from bench_cohort import cohort_fixture
 
 ELSEWHERE = {"densenet3d": "bench_train", "pointgnn": "bench_pointgnn", "hiperfgnn": "bench_hiperf_train",
@@ -49,23 +49,14 @@ CASES = [
 ]
 
 
-def check_coverage(registered) -> None:
-    """Raise a ValueError naming each registered method without a benchmark and each listed one not registered."""
-    listed = set(TORCH) | set(FIT_ONLY) | set(ELSEWHERE)
-    missing, unknown = sorted(set(registered) - listed), sorted(listed - set(registered))
-    if missing or unknown:
-        raise ValueError(f"bench_methods is out of date with gliotype's method registry: registered but benched "
-                         f"nowhere {missing}, benched but not registered {unknown}; add a new method to TORCH (or "
-                         f"FIT_ONLY) in benchmarks/bench_methods.py, or to ELSEWHERE if a module of its own benches "
-                         f"it; remove a method that is gone")
-
-
 def run(case: Case, ctx: Context) -> list[Row]:
     import torch
 
     from gliotype.methods import create_method, list_methods
 
-    check_coverage([spec.name for spec in list_methods()])
+    check_coverage("bench_methods", "gliotype's method registry", [spec.name for spec in list_methods()],
+                   [*TORCH, *FIT_ONLY, *ELSEWHERE], "add a new method to TORCH (or FIT_ONLY) in "
+                   "benchmarks/bench_methods.py, or to ELSEWHERE if a module of its own benches it; remove a gone one")
     torch.set_num_threads(1)
     torch.manual_seed(0)
     if case.params["mode"] == "fit":

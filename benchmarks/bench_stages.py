@@ -15,7 +15,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from _harness import Case, Context, Row, make_row, measure
+from _harness import Case, Context, Row, check_coverage, make_row, measure
 from bench_cohort import cohort_fixture
 
 ELSEWHERE = {"tumour_image": "bench_prepare", "tumour_geometry": "bench_geometry",
@@ -27,23 +27,14 @@ CASES = [Case(f"prepare-{stage}", size, quick=size == "small", params={"stage": 
          for stage, sizes in STAGES.items() for size in sizes]
 
 
-def check_coverage(registered) -> None:
-    """Raise a ValueError naming each registered stage without a benchmark and each listed one not registered."""
-    listed = set(STAGES) | set(ELSEWHERE)
-    missing, unknown = sorted(set(registered) - listed), sorted(listed - set(registered))
-    if missing or unknown:
-        raise ValueError(f"bench_stages is out of date with gliotype.prepare.STAGES: registered but benched "
-                         f"nowhere {missing}, benched but not registered {unknown}; add a new stage to STAGES in "
-                         f"benchmarks/bench_stages.py (or to ELSEWHERE if a module of its own benches it), remove "
-                         f"a stage that is gone")
-
-
 def run(case: Case, ctx: Context) -> list[Row]:
     from gliotype.cohort import Cohort
     from gliotype.prepare import STAGES as REGISTERED
     from gliotype.prepare import run_stage
 
-    check_coverage(REGISTERED)
+    check_coverage("bench_stages", "gliotype.prepare.STAGES", REGISTERED, [*STAGES, *ELSEWHERE],
+                   "add a new stage to STAGES in benchmarks/bench_stages.py (or to ELSEWHERE if a module of "
+                   "its own benches it), remove a gone one")
     stage = REGISTERED[case.params["stage"]]
     cohort = Cohort.from_folder(cohort_fixture(ctx.work, case.size))
     ids = cohort.patient_ids
