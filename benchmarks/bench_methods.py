@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -258,22 +257,6 @@ def brainnet_state(method, setup: Setup):
 
 def fit_row(case: Case, ctx: Context) -> Row:
     """Seconds per cross-validation fold of a method's ``fit``, on ``bench_rnaseq``'s table."""
-    from bench_rnaseq import FOLDS, load_table
-    from sklearn.model_selection import StratifiedKFold
+    from bench_rnaseq import fold_fit_row
 
-    from gliotype.methods import FitContext, create_method
-
-    x, y, source = load_table()
-    profiles = [row for _, row in x.iterrows()]
-    folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(x, y))
-    method = create_method(case.params["method"])
-
-    def fit_all(work: str) -> None:
-        for train, _ in folds:
-            method.fit([profiles[i] for i in train], y[train], [], y[:0], 2, FitContext(Path(work)))
-
-    with tempfile.TemporaryDirectory(dir=ctx.work) as work:
-        times = measure(lambda: fit_all(work), ctx.repeats(3, quick=1))
-    n_train = sum(len(train) for train, _ in folds)
-    return make_row(case, times, per="fold", per_run=FOLDS, items=n_train, unit="train patients/s",
-                    size=f"{x.shape[0]}x{x.shape[1]}", note=f"{source}; {FOLDS} fold fits per run, default config")
+    return fold_fit_row(case, ctx, case.params["method"], ctx.repeats(3, quick=1))

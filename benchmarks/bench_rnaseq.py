@@ -33,6 +33,11 @@ def load_table():
 
 
 def run(case: Case, ctx: Context) -> list[Row]:
+    return [fold_fit_row(case, ctx, "rnaseq-lr", ctx.repeats(5, quick=3))]
+
+
+def fold_fit_row(case: Case, ctx: Context, method_name: str, repeats: int) -> Row:
+    """Seconds per cross-validation fold of ``method_name``'s ``fit`` on the table of :func:`load_table`."""
     from sklearn.model_selection import StratifiedKFold
 
     from gliotype.methods import FitContext, create_method
@@ -40,14 +45,14 @@ def run(case: Case, ctx: Context) -> list[Row]:
     x, y, source = load_table()
     profiles = [row for _, row in x.iterrows()]
     folds = list(StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(x, y))
-    method = create_method("rnaseq-lr")
+    method = create_method(method_name)
 
     def fit_all(work: str) -> None:
         for train, _ in folds:
             method.fit([profiles[i] for i in train], y[train], [], y[:0], 2, FitContext(Path(work)))
 
     with tempfile.TemporaryDirectory(dir=ctx.work) as work:
-        times = measure(lambda: fit_all(work), ctx.repeats(5, quick=3))
+        times = measure(lambda: fit_all(work), repeats)
     n_train = sum(len(train) for train, _ in folds)
-    return [make_row(case, times, per="fold", per_run=FOLDS, items=n_train, unit="train patients/s",
-                     size=f"{x.shape[0]}x{x.shape[1]}", note=f"{source}; {FOLDS} fold fits per run")]
+    return make_row(case, times, per="fold", per_run=FOLDS, items=n_train, unit="train patients/s",
+                    size=f"{x.shape[0]}x{x.shape[1]}", note=f"{source}; {FOLDS} fold fits per run, default config")
