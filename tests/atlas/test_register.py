@@ -107,8 +107,9 @@ def test_wrong_voxel_size_fails_with_the_dice(coarse):
     with pytest.raises(ValueError, match=r"registration to MNI152 failed: .* Dice (0\.\d+) < min_dice 0\.8; "
                                          "check that the T1 is skull-stripped") as err:
         register(coarse.t1, wrong, coarse, transform="Rigid")
-    # 8 times the brain's volume, clipped by the template's field of view: measured Dice 0.49
-    assert 0.3 < float(err.value.args[0].split("Dice ")[1].split()[0]) < 0.6
+    # 8 times the brain's volume, clipped by the template's field of view. Where Rigid ends up depends on ANTs'
+    # thread count (measured Dice 0.49 here, 0.01 on CI), so only the failure and its reported Dice are checked.
+    assert 0.0 <= float(err.value.args[0].split("Dice ")[1].split()[0]) < 0.8
 
 
 def test_bad_arguments(coarse):
