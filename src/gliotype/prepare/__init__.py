@@ -3,6 +3,7 @@
 from gliotype.prepare import brain_voxels  # noqa: F401  (registers the stage)
 from gliotype.prepare import histology_tiles  # noqa: F401  (registers the stage)
 from gliotype.prepare import perfusion_input  # noqa: F401  (registers the stage)
+from gliotype.prepare import stain_patches  # noqa: F401  (registers the stage)
 from gliotype.prepare import tumour_geometry  # noqa: F401  (registers the stage)
 from gliotype.prepare import tumour_image  # noqa: F401  (registers the stage)
 from gliotype.prepare.stage import STAGES, StageResult, get_stage, load_prepared, register_stage, run_stage
