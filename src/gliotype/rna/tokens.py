@@ -155,6 +155,27 @@ def build_tokens(genes: Iterable[str], config: TokenConfig, ppi=None,
     return ppi_tokens(genes, ppi, config.n_tokens, config.seed, config.resolution, config.directed, config.weight)
 
 
+def cohort_tokens(cohort, genes: list[str], config: TokenConfig, ppi: str | None = None,
+                  chromosomes: str | None = None, method: str = "") -> tuple[GeneTokens, str]:
+    """A method's tokens for a cohort's genes and where they came from (a file name): the ``ppi`` file, else the
+    cohort's ``ppi.csv`` (``grouping="ppi"``), or the ``chromosomes`` table (``grouping="chromosome"``)."""
+    if config.grouping == "chromosome":
+        if chromosomes is None:
+            raise ValueError(f"{method}: groups=chromosome needs a gene -> chromosome table; give --set "
+                             "chromosomes=PATH (CSV/TSV with 'gene' and 'chromosome' columns), or use groups=ppi")
+        return build_tokens(genes, config, chromosome_of=read_gene_chromosomes(chromosomes)), Path(chromosomes).name
+    if ppi is not None:
+        if not Path(ppi).is_file():
+            raise FileNotFoundError(f"{method}: ppi={ppi!r} is not a file; give the path of a PPI edge list "
+                                    "(e.g. STRING: symbol_1, symbol_2, combined_score)")
+        return build_tokens(genes, config, ppi=ppi), Path(ppi).name
+    if cohort.ppi_path is None:
+        raise ValueError(f"{cohort.root}: {method} groups genes by PPI communities but the cohort has no ppi.csv "
+                         "and no ppi= was given; give --set ppi=PATH (a PPI edge list such as STRING's), put "
+                         "ppi.csv in the cohort folder, or use --set groups=chromosome --set chromosomes=PATH")
+    return build_tokens(genes, config, ppi=cohort.ppi), cohort.ppi_path.name
+
+
 def ppi_tokens(genes: Iterable[str], edges: pd.DataFrame | str | Path, n_tokens: int = 7, seed: int = 0,
                resolution: float = 1.0, directed: bool = False, weight: str | None = "score") -> GeneTokens:
     """Louvain communities of the PPI among ``genes``, the smallest merged until ``n_tokens`` remain.
@@ -234,6 +255,42 @@ def chromosome_tokens(genes: Iterable[str], chromosome_of: Mapping[str, str]) ->
     order = sorted(groups, key=lambda c: (CHROMOSOMES.index(c), "") if c in CHROMOSOMES else (99, c))
     report = {"genes": len(genes), "chromosomes": len(order), "unknown": len(unknown), "remainder": len(unknown)}
     return _tokens([f"chr{c}" for c in order], [groups[c] for c in order], unknown, "chromosome", report)
+
+
+GENE_COLUMNS = ("gene", "symbol", "gene_symbol", "hgnc_symbol", "gene_name", "gene name", "external_gene_name",
+                "genes")
+CHROMOSOME_COLUMNS = ("chromosome", "chr", "chrom", "chromosome_name", "chromosome/scaffold name", "seqname",
+                      "seqnames", "seqid")
+
+
+def read_gene_chromosomes(path: str | Path) -> dict[str, str]:
+    """A gene -> chromosome table (``.csv``/``.tsv``, optionally gzipped) as a dict for :func:`chromosome_tokens`.
+
+    The gene column is the first of :data:`GENE_COLUMNS` (``gene``, ``symbol``, ``hgnc_symbol``, BioMart's
+    ``Gene name`` ...) and the chromosome column the first of :data:`CHROMOSOME_COLUMNS` (``chromosome``,
+    ``chr``, BioMart's ``Chromosome/scaffold name`` ...), in any case; a two-column table without such names
+    is read as ``gene, chromosome``. A gene listed twice keeps its
+    first chromosome; rows without a chromosome are left out.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no gene -> chromosome table there; give a CSV/TSV with columns "
+                                "'gene' and 'chromosome' (e.g. from Ensembl BioMart)")
+    name = path.name.lower().removesuffix(".gz")
+    frame = pd.read_csv(path, sep="\t" if name.endswith((".tsv", ".txt")) else ",", dtype=str)
+    lower = {str(c).strip().lower(): c for c in frame.columns}
+    gene = next((lower[c] for c in GENE_COLUMNS if c in lower), None)
+    chromosome = next((lower[c] for c in CHROMOSOME_COLUMNS if c in lower), None)
+    if (gene is None or chromosome is None) and len(frame.columns) == 2:
+        gene, chromosome = frame.columns
+    if gene is None or chromosome is None:
+        raise ValueError(f"{path.name}: cannot find the gene and chromosome columns among {list(frame.columns)}; "
+                         f"name them 'gene' and 'chromosome' (accepted: {GENE_COLUMNS} and {CHROMOSOME_COLUMNS})")
+    rows = frame[[gene, chromosome]].dropna()
+    rows = rows[rows[chromosome].str.strip() != ""].drop_duplicates(gene)
+    if rows.empty:
+        raise ValueError(f"{path.name}: no row has both a gene ({gene!r}) and a chromosome ({chromosome!r})")
+    return dict(zip(rows[gene].str.strip(), rows[chromosome].str.strip()))
 
 
 def _chromosome_name(value) -> str | None:
