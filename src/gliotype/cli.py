@@ -93,7 +93,7 @@ def validate(cohort: Annotated[Path, typer.Argument(metavar="COHORT")]):
 
 CohortArg = Annotated[Path, typer.Argument(metavar="COHORT", help="cohort folder (labels.csv + one folder per patient)")]
 RunArg = Annotated[Path, typer.Argument(metavar="RUN", help="output folder of `gliotype train`")]
-TargetOpt = Annotated[str, typer.Option(help="idh, codel_1p19q or grade")]
+TargetOpt = Annotated[str, typer.Option(help="idh, codel_1p19q or grade (retrieval methods: lineage, patient)")]
 CacheOpt = Annotated[Optional[Path], typer.Option("--cache", help="prepared-data cache (default COHORT/.gliotype-cache)")]
 WorkersOpt = Annotated[int, typer.Option(min=1, help="worker processes for preparation")]
 SchedulerOpt = Annotated[Optional[str], typer.Option(
@@ -217,8 +217,21 @@ def explain(run: RunArg, cohort: CohortArg,
             class_name: Annotated[Optional[str], typer.Option("--class", help="class to explain (default: the predicted one)")] = None,
             gnn_epochs: Annotated[int, typer.Option(min=1, help="GNNExplainer optimisation steps")] = 200,
             cache: CacheOpt = None, device: DeviceOpt = "auto"):
-    """Explain one patient's prediction: Grad-CAM NIfTI, GNNExplainer point importances, habitat saliency, figures."""
+    """Explain one patient's prediction: Grad-CAM NIfTI, GNNExplainer point importances, habitat saliency, figures
+    (a retrieval run: the patient's retrievals and the genes they lean on)."""
     from gliotype.explain import explain_patient
+    from gliotype.train.apply import is_retrieval
+
+    if is_retrieval(run):
+        from gliotype.train.retrieval import explain_retrieval
+
+        summary = explain_retrieval(run, cohort, patient, out_dir, cache_dir=cache, device=device)
+        out.print(f"{patient}: {summary['n_patches']} patches x {summary['n_models']} fold models; lineage "
+                  f"retrieved {summary['lineage_accuracy']:.0%}, patient {summary['patient_accuracy']:.0%}; top genes "
+                  + ", ".join(summary["top_genes"][:5]))
+        for kind, path in summary["files"].items():
+            out.print(f"  {kind:<26} {path}")
+        return
 
     result = explain_patient(run, cohort, patient, out_dir, class_name=class_name, gnn_epochs=gnn_epochs,
                              cache_dir=cache, device=device)
@@ -281,7 +294,9 @@ def _print_metrics(run: Path) -> None:
     import json
 
     m = json.loads((Path(run) / "metrics.json").read_text())
-    parts = [f"{k} {v['value']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]" for k, v in m["metrics"].items()
-             if k in ("auc", "balanced_accuracy", "accuracy") and v["value"] is not None]
+    chance = m.get("chance", {})  # retrieval runs: accuracies against their chance level
+    parts = [f"{k} {v['value']:.3f} [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
+             + (f" (chance {chance[k]:.3f})" if k in chance else "") for k, v in m["metrics"].items()
+             if k in ("auc", "balanced_accuracy", "accuracy", *chance) and v["value"] is not None]
     out.print(f"{m['method']} / {m['target']} (n={m['n']}): " + "; ".join(parts))
     out.print(f"outputs in {run}")

@@ -33,6 +33,8 @@ class MethodSpec:
 
 
 METHODS: dict[str, MethodSpec] = {}
+RETRIEVAL_TARGETS: tuple[str, ...] = ("lineage", "patient")
+"""Targets of retrieval methods (``wsi-rna``): which pairs of a patch and an RNA sample belong together."""
 
 
 def register_method(name: str, *, config: type[MethodConfig], modalities: Sequence[str],
@@ -72,8 +74,9 @@ def list_methods() -> list[MethodSpec]:
 
 
 def check_target(spec: MethodSpec, target: str) -> None:
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; choose one of {list(TARGETS)}")
+    if target not in TARGETS and target not in RETRIEVAL_TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {list(TARGETS)} (retrieval methods: "
+                         f"{list(RETRIEVAL_TARGETS)})")
     if target not in spec.targets:
         raise ValueError(f"method {spec.name!r} does not predict {target!r}; it supports {list(spec.targets)}")
 
@@ -81,4 +84,5 @@ def check_target(spec: MethodSpec, target: str) -> None:
 def _load_builtin() -> None:
     """Import the built-in method modules (they register themselves)."""
     from gliotype.methods import (  # noqa: F401
-        brainnet, cnn3d, colearn, fof, fusion, gliomt, hiperfgnn, monai3d, perfgat, pointgnn, rnaseq_lr, rnaseq_svm)
+        brainnet, cnn3d, colearn, fof, fusion, gliomt, hiperfgnn, monai3d, perfgat, pointgnn, rnaseq, rnaseq_lr,
+        rnaseq_svm, wsi_rna)

@@ -12,6 +12,7 @@ from pathlib import Path
 from gliotype.report import figures as fig
 from gliotype.report.compare import paired_table, paired_tests, side_by_side
 from gliotype.report.html import cohort_summary, figures, heads_table, metrics_table, page
+from gliotype.report.retrieval import is_retrieval_run, retrieval_section
 from gliotype.report.runs import RunRecord, load_run, unique_names
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ def write_report(
     Per run: cohort summary, metrics with confidence intervals, ROC and precision-recall curves
     (one-vs-rest per class for multi-class), reliability curve and confusion matrix. With several runs:
     a comparison table, an AUC forest plot and a paired AUC test of each run against the first where
-    they share at least 10 labelled patients and the target.
+    they share at least 10 labelled patients and the target. A retrieval run (``retrievals.csv``) gets its
+    accuracies against chance and its top genes.
 
     Args:
         runs: Run folders, each with ``predictions.csv`` and optionally ``metrics.json``,
@@ -92,8 +94,10 @@ def write_report(
     paths = [Path(r) for r in runs]
     if not paths:
         raise ValueError("write_report needs at least one run folder, got none")
-    records = [load_run(p, name) for p, name in zip(paths, unique_names(paths), strict=True)]
+    names = dict(zip(paths, unique_names(paths), strict=True))
+    records = [load_run(p, names[p]) for p in paths if not is_retrieval_run(p)]
     body = [run_section(i + 1, r) for i, r in enumerate(records)]
+    body += [retrieval_section(len(body) + i + 1, p, names[p]) for i, p in enumerate(filter(is_retrieval_run, paths))]
     if len(records) > 1:
         body.insert(0, comparison_section(records, n_boot, seed))
     out = Path(out)

@@ -14,7 +14,7 @@ import pandas as pd
 from gliotype.cohort import Cohort
 from gliotype.evaluate import metrics_report
 from gliotype.methods.lazy import items_of
-from gliotype.methods.registry import get_spec
+from gliotype.methods.registry import RETRIEVAL_TARGETS, get_spec
 from gliotype.prepare.cache import atomic_write_bytes
 from gliotype.train.checkpoint import load_checkpoint, write_json
 from gliotype.train.config import RunConfig
@@ -34,6 +34,12 @@ def load_run(run: str | Path):
         raise FileNotFoundError(f"{run}/model: no fold weights; the run did not finish — rerun `gliotype train` with the same --out")
     folds = [load_checkpoint(p, expect_method=cfg.method) for p in paths]
     return cfg, method, folds
+
+
+def is_retrieval(run: str | Path) -> bool:
+    """Whether ``run`` is a retrieval run (target ``lineage`` or ``patient``), whose outputs are retrievals."""
+    path = Path(run) / "config.yaml"
+    return path.is_file() and RunConfig.from_yaml(path).target in RETRIEVAL_TARGETS
 
 
 def apply_run(run: str | Path, cohort_path: str | Path, *, require_label: bool, cache_dir: Path | None = None,
@@ -58,7 +64,12 @@ def apply_run(run: str | Path, cohort_path: str | Path, *, require_label: bool, 
 
 
 def evaluate(run: str | Path, cohort_path: str | Path, out: str | Path, **kwargs) -> Path:
-    """Apply ``run`` to a labelled cohort; writes predictions.csv, metrics.json and cohort.json into ``out``."""
+    """Apply ``run`` to a labelled cohort; writes predictions.csv, metrics.json and cohort.json into ``out``
+    (a retrieval run: retrievals.csv, top_genes.csv, metrics.json and cohort.json)."""
+    if is_retrieval(run):
+        from gliotype.train.retrieval import evaluate_retrieval
+
+        return evaluate_retrieval(run, cohort_path, out, **kwargs)
     frame, heads, sel, cfg, n_models, tasks = apply_run(run, cohort_path, require_label=True, **kwargs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from gliotype.cohort.splits import carve_validation, check_classes, holdout, kfo
 from gliotype.evaluate import metrics_report
 from gliotype.methods.base import Distributed, FitContext, Method
 from gliotype.methods.lazy import items_of
-from gliotype.methods.registry import check_target, get_spec
+from gliotype.methods.registry import RETRIEVAL_TARGETS, check_target, get_spec
 from gliotype.prepare.cache import atomic_write_bytes
 from gliotype.train.checkpoint import save_checkpoint, write_json
 from gliotype.train.config import RunConfig, method_config
@@ -131,6 +131,12 @@ def train(cohort_path: str | Path, method: str, target: str, out: str | Path, *,
     """
     spec = get_spec(method)
     check_target(spec, target)
+    if target in RETRIEVAL_TARGETS:
+        from gliotype.train.retrieval import train_retrieval
+
+        return train_retrieval(cohort_path, method, target, out, folds=folds, seed=seed, epochs=epochs,
+                               config_file=config_file, overrides=overrides, cache_dir=cache_dir, workers=workers,
+                               device=device, progress=progress)
     check_hardware(distributed or Distributed(), memory_format)
     mcfg = method_config(spec, config_file, overrides)
     cfg = RunConfig(cohort=str(Path(cohort_path).resolve()), method=method, target=target, folds=folds,
