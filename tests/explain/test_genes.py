@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from gliotype.explain.genes import gene_votes, rank_genes, retrieval_gene_importance
+from gliotype.explain.genes import gene_votes, rank_genes, retrieval_gene_importance, retrieval_top_genes
 
 
 def test_votes_and_ranking_by_hand():
     importance = np.array([[5.0, 1.0, 0.0, 3.0],
                            [4.0, 0.0, 2.0, 1.0],
                            [0.0, 9.0, 1.0, 8.0]])
+    assert retrieval_top_genes(importance, ["a", "b", "c", "d"], 2) == [["a", "d"], ["a", "c"], ["b", "d"]]
     votes = gene_votes(importance, ["a", "b", "c", "d"], per_retrieval=2)
     # top-2 per row: {a, d}, {a, c}, {b, d}
     assert votes.set_index("gene").retrievals.to_dict() == {"a": 2, "b": 1, "c": 1, "d": 2}

@@ -40,6 +40,12 @@ def retrieval_gene_importance(model: MultimodalModel, expression: np.ndarray, pa
     return np.concatenate(out) if out else np.zeros((0, expression.shape[1]))
 
 
+def retrieval_top_genes(importance: np.ndarray, genes: list[str], k: int = 15) -> list[list[str]]:
+    """Each retrieval's ``k`` most important genes, most important first. Shapes: (Q, G) -> Q lists of k."""
+    order = np.argsort(-importance, axis=1, kind="stable")[:, :min(k, len(genes))]
+    return [[genes[j] for j in row] for row in order]
+
+
 def gene_votes(importance: np.ndarray, genes: list[str], per_retrieval: int = 15) -> pd.DataFrame:
     """How many retrievals have each gene among their ``per_retrieval`` most important, and its summed importance.
 

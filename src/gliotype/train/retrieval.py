@@ -4,7 +4,8 @@ RUN/
   config.yaml, splits.csv (patient_id, fold, role: train / test), cohort.json   as for classification runs
   model/fold<k>.safetensors + .json   each fold's weights and sidecar (tokens, genes)
   work/fold<k>/                       the fold's retrievals and gene votes (a fold with both is finished)
-  retrievals.csv     one row per held-out patch: its top-1 RNA sample (evaluate/retrieval.py columns)
+  retrievals.csv     one row per held-out patch: its top-1 RNA sample (evaluate/retrieval.py columns) and the
+                     genes that retrieval leans on most (``top_genes``, ';'-separated, most important first)
   top_genes.csv      the top genes by occurrence over all retrievals (explain/genes.py)
   metrics.json       lineage and patient top-1 accuracy with patient-bootstrap CIs, and chance
 
@@ -25,7 +26,7 @@ import pandas as pd
 from gliotype.cohort import Cohort
 from gliotype.cohort.splits import kfold
 from gliotype.evaluate.retrieval import retrieval_frame, retrieval_metrics, top1
-from gliotype.explain.genes import gene_votes, rank_genes, retrieval_gene_importance
+from gliotype.explain.genes import gene_votes, rank_genes, retrieval_gene_importance, retrieval_top_genes
 from gliotype.methods.registry import get_spec
 from gliotype.methods.wsi_rna import Lineages
 from gliotype.prepare.cache import atomic_write_bytes
@@ -124,6 +125,7 @@ def retrieve(model, state, queries: list[dict], gallery: list[dict], fold, devic
     frame = retrieval_frame(q.patch_ids, np.array(q.patients)[q.patch_sample], np.array(q.samples)[q.patch_sample],
                             fold, g.samples, g.patients, best, similarity)
     importance = retrieval_gene_importance(net, x[best], patches)
+    frame["top_genes"] = [";".join(g) for g in retrieval_top_genes(importance, model.genes, model.config.top_genes)]
     return frame, gene_votes(importance, model.genes, model.config.top_genes)
 
 
