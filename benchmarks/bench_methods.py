@@ -33,7 +33,8 @@ from _harness import Case, Context, Row, check_coverage, make_row, measure
 from bench_cohort import cohort_fixture
 
 ELSEWHERE = {"densenet3d": "bench_train", "pointgnn": "bench_pointgnn", "hiperfgnn": "bench_hiperf_train",
-             "fof": "bench_fof", "vit": "bench_fof", "rnaseq-lr": "bench_rnaseq"}
+             "fof": "bench_fof", "vit": "bench_fof", "rnaseq-lr": "bench_rnaseq", "rnaseq": "bench_rnaseq",
+             "wsi-rna": "bench_wsi_rna"}
 """Registered methods benched by another module (that module's name)."""
 TORCH = {"brainnet": False, "cnn3d": True, "colearn": False, "concat-fusion": False, "gliomt": True, "kd": False,
          "kronecker-fusion": False, "perfgat": True, "resnet3d": False}

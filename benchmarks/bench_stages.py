@@ -19,7 +19,7 @@ from _harness import Case, Context, Row, check_coverage, make_row, measure
 from bench_cohort import cohort_fixture
 
 ELSEWHERE = {"tumour_image": "bench_prepare", "tumour_geometry": "bench_geometry",
-             "brain_voxels": "bench_brainnet_prepare"}
+             "brain_voxels": "bench_brainnet_prepare", "stain_patches": "bench_wsi_rna"}
 """Registered stages benched by another module (that module's name)."""
 STAGES = {"histology_tiles": ("small",), "perfusion_input": ("small", "full")}
 """The stages benched here and their cohort sizes (``full``: MRI stages not benched at full size elsewhere)."""

@@ -53,6 +53,7 @@ REGISTRY = [
     "bench_hiperf_train",   # hiperf-train / -infer: HiPerfGNN hierarchical network, patients/s, batch 8
     "bench_tiles",      # tiles-level0 / -level1 / -resize / -grid: histology tiles/s from an 8k JPEG pyramid
     "bench_fof",        # fof-train-224 / -512 (fp32, bf16), vit-train-224: FoF training step images/s, batch 2
+    "bench_wsi_rna",    # paper 003: ppi-louvain, stain-score, stain-patches, rna-load, rna-encoder-train, wsi-rna-*
     "bench_stages",     # prepare-<stage>: every registered stage no module above benches, per patient, small and full
     "bench_methods",    # <method>-train / -infer: every registered method no module above benches, prepared patients
 ]
