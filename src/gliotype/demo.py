@@ -3,8 +3,9 @@
 synth (training cohort + an external cohort with another seed) -> validate -> prepare -> train each
 available method with few epochs (3-fold CV; hiperfgnn multi-task: IDH, 1p/19q and grade in one model) ->
 evaluate the image model and hiperfgnn on the external cohort -> explain colearn's and hiperfgnn's
-predictions for the first external patient (brainnet trains with affine registration and small widths to
-stay within minutes) -> one HTML report comparing the runs.
+predictions for the first external patient, and the genes wsi-rna's patch -> RNA retrievals of that patient
+lean on (brainnet trains with affine registration and small widths to stay within minutes) -> one HTML
+report comparing the runs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from gliotype.cohort.synth import synthesize
 from gliotype.explain import explain_patient
 from gliotype.report import write_report
 from gliotype.train import evaluate, train
+from gliotype.train.retrieval import explain_retrieval
 
 DEMO_RUNS: list[tuple[str, str, dict]] = [
     # (method, target, method options): small cubes and few epochs so the demo stays within minutes on CPU
@@ -32,6 +34,7 @@ DEMO_RUNS: list[tuple[str, str, dict]] = [
     ("concat-fusion", "grade", {"tile_size": 64, "epochs": 6, "patience": 6, "lr": 5e-4}),
     ("rnaseq-lr", "idh", {}),
     ("rnaseq-lr", "grade", {}),
+    ("wsi-rna", "lineage", {"image_size": 64, "embed": 96, "depth": 2, "epochs": 100}),
 ]
 """Method issues add their method here."""
 
@@ -63,4 +66,7 @@ def run_demo(out: str | Path, patients: int = 40, seed: int = 0, say: Callable[[
                                     out / "explain" / f"{method}-{patient}", gnn_epochs=50)
         say(f"explained {method}'s {target} prediction for {patient} ({explained.summary['class_explained']}) -> "
             f"{explained.out}")
+    genes = explain_retrieval(out / "runs" / "wsi-rna-lineage", external_dir, patient,
+                              out / "explain" / f"wsi-rna-{patient}")
+    say(f"explained wsi-rna's retrievals for {patient}: top genes {', '.join(genes['top_genes'][:5])}")
     return write_report(runs, out / "report.html")

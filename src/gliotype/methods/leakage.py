@@ -8,10 +8,15 @@ mutation call, a copy-number call or a clinical grade is dropped, whatever the t
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 
+import pandas as pd
+
 from gliotype.cohort.labels import TARGETS, canonical_column
+
+log = logging.getLogger(__name__)
 
 LEAKY = re.compile(
     r"(^|[._\s-])(mut|mutation|mutated|mutant|status|codel|codeletion|cnv|cna|amp|del|grade|histology|subtype)([._\s-]|$)"
@@ -27,3 +32,12 @@ def leaky_columns(columns: Iterable[str]) -> list[str]:
     ['IDH1_mut', 'IDH.status', 'EGFR_cnv', 'Grade', 'X1p.19q.codeletion']
     """
     return [c for c in columns if canonical_column(c) in TARGETS or LEAKY.search(str(c))]
+
+
+def expression_features(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """An expression table (``patient_id`` then genes) without its label-like columns, and those columns
+    (logged as a warning: they are never features)."""
+    dropped = leaky_columns(table.columns[1:])
+    if dropped:
+        log.warning("not using %d label-like columns as features: %s", len(dropped), dropped[:10])
+    return table.drop(columns=dropped), dropped

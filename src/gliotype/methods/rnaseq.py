@@ -51,7 +51,7 @@ from torch import nn
 from gliotype.cohort import Cohort
 from gliotype.losses.lineage import lineage_infonce
 from gliotype.methods.base import FitContext, Method, MethodConfig, Prepared
-from gliotype.methods.leakage import leaky_columns
+from gliotype.methods.leakage import expression_features
 from gliotype.methods.registry import register_method
 from gliotype.methods.torch_method import class_weights
 from gliotype.nn.rna import RNAEncoder
@@ -146,10 +146,7 @@ class Rnaseq(Method):
     def prepare(self, cohort: Cohort, patient_ids: list[str], cache_dir: Path | None = None,
                 workers: int = 1, progress: bool = False) -> Prepared:
         table = cohort.rnaseq()
-        dropped = leaky_columns(table.columns[1:])
-        if dropped:
-            log.warning("not using %d label-like columns as features: %s", len(dropped), dropped[:10])
-        table = table.drop(columns=dropped)
+        table, dropped = expression_features(table)
         tokens = self.prepare_tokens(cohort, list(table.columns[1:]))
         samples = per_patient(table)
         inputs = {p: samples[p] for p in patient_ids if p in samples}

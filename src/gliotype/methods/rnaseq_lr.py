@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 from gliotype.cohort import Cohort
 from gliotype.methods.base import FitContext, Method, MethodConfig, Prepared
-from gliotype.methods.leakage import leaky_columns
+from gliotype.methods.leakage import expression_features
 from gliotype.methods.registry import register_method
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,8 @@ class RnaseqLR(Method):
     def prepare(self, cohort: Cohort, patient_ids: list[str], cache_dir: Path | None = None,
                 workers: int = 1, progress: bool = False) -> Prepared:
         table = cohort.rnaseq()
-        dropped = leaky_columns(table.columns[1:])
-        if dropped:
-            log.warning("not using %d label-like columns as features: %s", len(dropped), dropped[:10])
-        profiles = table.drop(columns=dropped).groupby("patient_id").mean()
+        table, dropped = expression_features(table)
+        profiles = table.groupby("patient_id").mean()
         missing = [p for p in patient_ids if p not in profiles.index]
         inputs = {p: profiles.loc[p] for p in patient_ids if p in profiles.index}
         return Prepared(inputs, {p: "no RNA-seq sample in rnaseq.tsv" for p in missing},

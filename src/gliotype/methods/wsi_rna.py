@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from gliotype.cohort import Cohort
 from gliotype.methods.base import MethodConfig, Prepared
-from gliotype.methods.leakage import leaky_columns
+from gliotype.methods.leakage import expression_features
 from gliotype.methods.registry import RETRIEVAL_TARGETS, register_method
 from gliotype.nn.image_rna import MultimodalConfig, MultimodalModel
 from gliotype.nn.patch_encoder import PatchEncoder, PatchEncoderConfig
@@ -163,10 +163,7 @@ class WsiRna:
                 progress: bool = False) -> Prepared:
         """Each patient's RNA samples and stain-filtered patches (assigned to samples); builds the gene tokens."""
         table = cohort.rnaseq(patient_ids)
-        dropped = leaky_columns(table.columns[1:])
-        if dropped:
-            log.warning("not using %d label-like columns as features: %s", len(dropped), dropped[:10])
-        table = table.drop(columns=dropped)
+        table, dropped = expression_features(table)
         genes = [c for c in table.columns if c != "patient_id"]
         stage_config = get_stage("stain_patches").config_type(
             **{k: getattr(self.config, k) for k in ("size", "score", "threshold", "max_patches_per_file")})
