@@ -34,6 +34,7 @@ DEMO_RUNS: list[tuple[str, str, dict]] = [
     ("concat-fusion", "grade", {"tile_size": 64, "epochs": 6, "patience": 6, "lr": 5e-4}),
     ("rnaseq-lr", "idh", {}),
     ("rnaseq-lr", "grade", {}),
+    ("rnaseq", "idh", {"pretrain_epochs": 10, "epochs": 20}),
     ("wsi-rna", "lineage", {"image_size": 64, "embed": 96, "depth": 2, "epochs": 100}),
 ]
 """Method issues add their method here."""
