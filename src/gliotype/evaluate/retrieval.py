@@ -22,22 +22,10 @@ RETRIEVAL_COLUMNS = ["patch_id", "patient_id", "lineage", "fold", "retrieved_lin
 """The columns of ``retrievals.csv``, one row per query patch."""
 
 
-def top1(queries: np.ndarray, gallery: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The gallery row of highest cosine similarity for each query, and that similarity.
-
-    Shapes:
-        queries: (M, D), gallery: (N, D) -> index (M,) int64, similarity (M,) float64
-    """
-    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
-    sim = q.astype(np.float64) @ g.astype(np.float64).T
-    best = sim.argmax(axis=1)
-    return best, sim[np.arange(len(q)), best]
-
-
 def retrieval_frame(patch_ids, patients, lineages, fold, gallery_lineages, gallery_patients, best,
                     similarity) -> pd.DataFrame:
-    """One row per query patch (:data:`RETRIEVAL_COLUMNS`) from the output of :func:`top1`."""
+    """One row per query patch (:data:`RETRIEVAL_COLUMNS`): ``best`` (M,) indexes the gallery, ``similarity``
+    (M,) is the query's similarity to it."""
     gallery_lineages, gallery_patients = np.asarray(gallery_lineages), np.asarray(gallery_patients)
     patients = np.asarray(patients)
     own = (patients[:, None] == gallery_patients[None, :]).sum(axis=1)

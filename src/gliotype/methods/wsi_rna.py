@@ -248,10 +248,11 @@ class WsiRna:
         c, dev = self.config, torch_device(device)
         torch.manual_seed(seed)
         rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
-        scaler = ExpressionScaler().fit(pd.DataFrame(data.expression, columns=data.genes))
+        expression = pd.DataFrame(data.expression, columns=data.genes)
+        scaler = ExpressionScaler().fit(expression)
         self.genes, self.tokens = list(scaler.genes), restrict_tokens(self._cohort_tokens, scaler.genes)
         tensors, self._scaler = scaler.state()
-        x = torch.from_numpy(scaler.transform(pd.DataFrame(data.expression, columns=data.genes))).to(dev)
+        x = torch.from_numpy(scaler.transform(expression)).to(dev)
         images, ids = self.images(data.patches, dev), torch.from_numpy(data.ids(target)).to(dev)
         rna, patch = self.encoders(self.genes)
         if c.init == "pretrained":  # each encoder alone first, unfrozen; then the joint model freezes as configured

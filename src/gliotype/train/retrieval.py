@@ -25,7 +25,7 @@ import pandas as pd
 
 from gliotype.cohort import Cohort
 from gliotype.cohort.splits import kfold
-from gliotype.evaluate.retrieval import retrieval_frame, retrieval_metrics, top1
+from gliotype.evaluate.retrieval import retrieval_frame, retrieval_metrics
 from gliotype.explain.genes import gene_votes, rank_genes, retrieval_gene_importance, retrieval_top_genes
 from gliotype.methods.registry import get_spec
 from gliotype.methods.wsi_rna import Lineages
@@ -114,17 +114,34 @@ def _fold(model, inputs: dict, split: pd.DataFrame, k: int, cfg: RunConfig, out:
     return retrievals, votes
 
 
-def retrieve(model, state, queries: list[dict], gallery: list[dict], fold, device: str = "auto"
-             ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Top-1 RNA sample of every query patch among the gallery's samples, and the gene votes of those retrievals."""
-    q, g = Lineages.of(queries), Lineages.of(gallery)
+def match(model, state, q: Lineages, g: Lineages, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """One fold model's cosine similarity of every query patch to every gallery sample, and the gene importance
+    of each patch's top-1 retrieval (the projections are unit norm, so their dot product is the cosine).
+
+    Shapes:
+        -> similarity (M, N), importance (M, G') over ``model.genes``
+    """
     net, scaler = model.load(state, device)
     patches = model.embed_patches(net, q.patches)
     rna, x = model.embed_rna(net, scaler, g)
-    best, similarity = top1(patches, rna)
-    frame = retrieval_frame(q.patch_ids, np.array(q.patients)[q.patch_sample], np.array(q.samples)[q.patch_sample],
-                            fold, g.samples, g.patients, best, similarity)
-    importance = retrieval_gene_importance(net, x[best], patches)
+    similarity = patches.astype(np.float64) @ rna.T.astype(np.float64)
+    return similarity, retrieval_gene_importance(net, x[similarity.argmax(axis=1)], patches)
+
+
+def frame_of(q: Lineages, g: Lineages, fold, similarity: np.ndarray) -> pd.DataFrame:
+    """The ``retrievals.csv`` rows of the top-1 gallery sample of each query patch under ``similarity``."""
+    best = similarity.argmax(axis=1)
+    return retrieval_frame(q.patch_ids, np.array(q.patients)[q.patch_sample], np.array(q.samples)[q.patch_sample],
+                           fold, g.samples, g.patients, best, similarity[np.arange(len(best)), best])
+
+
+def retrieve(model, state, queries: list[dict], gallery: list[dict], fold, device: str = "auto"
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Top-1 RNA sample of every query patch among the gallery's samples (with the genes each retrieval leans
+    on most), and the gene votes of those retrievals."""
+    q, g = Lineages.of(queries), Lineages.of(gallery)
+    similarity, importance = match(model, state, q, g, device)
+    frame = frame_of(q, g, fold, similarity)
     frame["top_genes"] = [";".join(g) for g in retrieval_top_genes(importance, model.genes, model.config.top_genes)]
     return frame, gene_votes(importance, model.genes, model.config.top_genes)
 
@@ -141,16 +158,10 @@ def evaluate_retrieval(run: str | Path, cohort_path: str | Path, out: str | Path
     similarity, votes = 0.0, []
     for weights, sidecar in folds:
         model.restore(sidecar["method_state"])
-        net, scaler = model.load(weights, device)
-        patches = model.embed_patches(net, data.patches)
-        rna, x = model.embed_rna(net, scaler, data)
-        similarity = similarity + patches @ rna.T / len(folds)
-        best, _ = top1(patches, rna)
-        votes.append(gene_votes(retrieval_gene_importance(net, x[best], patches), model.genes, model.config.top_genes))
-    best = similarity.argmax(axis=1)
-    frame = retrieval_frame(data.patch_ids, np.array(data.patients)[data.patch_sample],
-                            np.array(data.samples)[data.patch_sample], "ensemble", data.samples, data.patients, best,
-                            similarity[np.arange(len(best)), best])
+        fold_similarity, importance = match(model, weights, data, data, device)
+        similarity = similarity + fold_similarity / len(folds)
+        votes.append(gene_votes(importance, model.genes, model.config.top_genes))
+    frame = frame_of(data, data, "ensemble", similarity)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "retrievals.csv", frame.to_csv(index=False).encode())
