@@ -1,5 +1,8 @@
 """Cached stages: skip what is done, rebuild what changed, never trust a half-written file, skip bad patients."""
 
+import os
+import time
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -44,9 +47,21 @@ def test_half_written_file_is_never_trusted(cohort, tmp_path):
     ids = cohort.patient_ids[:1]
     done = run_stage("tumour_image", cohort, ids, cache_dir=tmp_path / "cache").done[ids[0]]
     done.unlink()
-    (done.parent / f".{done.name}.abc.tmp").write_bytes(b"partial")  # what a killed writer leaves
+    killed = done.parent / f".{done.name}.abc.tmp"
+    killed.write_bytes(b"partial")  # what a killed writer leaves, two hours ago
+    os.utime(killed, (time.time() - 7200, time.time() - 7200))
     result = run_stage("tumour_image", cohort, ids, cache_dir=tmp_path / "cache")
     assert result.built == 1 and [p.name for p in done.parent.iterdir()] == [done.name]
+
+
+def test_another_writers_fresh_temp_file_is_left_alone(cohort, tmp_path):
+    ids = cohort.patient_ids[:1]
+    done = run_stage("tumour_image", cohort, ids, cache_dir=tmp_path / "cache").done[ids[0]]
+    done.unlink()
+    writing = done.parent / f".{done.name}.xyz.tmp"  # a second run preparing the same cohort right now
+    writing.write_bytes(b"in progress")
+    assert run_stage("tumour_image", cohort, ids, cache_dir=tmp_path / "cache").built == 1
+    assert sorted(p.name for p in done.parent.iterdir()) == sorted([done.name, writing.name])
 
 
 def test_bad_patient_is_skipped_and_the_rest_prepared(cohort, tmp_path):

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -26,6 +27,8 @@ import numpy as np
 META_KEY = "__meta__"
 MMAP_MIN_BYTES = 1 << 20
 """Members at least this large are memory-mapped by ``load_arrays(..., mmap=True)``; smaller ones are read."""
+TEMP_GRACE_S = 3600.0
+"""Temp files younger than this (seconds) are taken for another process's write in progress."""
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
@@ -141,9 +144,18 @@ class StageCache:
         return self.root / stage / patient_id / f"{key}.npz"
 
     def clean_stale(self, stage: str, patient_id: str, keep: str) -> None:
-        """Remove a patient's outputs of ``stage`` made with another fingerprint, and stray temp files."""
+        """Remove a patient's outputs of ``stage`` made with another fingerprint, and temp files left by an
+        interrupted write. A temp file younger than :data:`TEMP_GRACE_S` may be another process's write in
+        progress (two runs preparing one cohort) and is left alone."""
         folder = self.root / stage / patient_id
         if folder.is_dir():
+            now = time.time()
             for old in folder.iterdir():
-                if old.name != f"{keep}.npz":
-                    old.unlink(missing_ok=True)
+                if old.name == f"{keep}.npz":
+                    continue
+                try:
+                    if old.suffix == ".tmp" and now - old.stat().st_mtime < TEMP_GRACE_S:
+                        continue
+                except FileNotFoundError:
+                    continue
+                old.unlink(missing_ok=True)
