@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gliotype.cohort.tables import read_rnaseq
+from gliotype.cohort.tables import read_ppi, read_rnaseq
 
 
 def test_samples_as_rows_with_a_sample_column(tmp_path):
@@ -38,3 +38,10 @@ def test_unknown_orientation(tmp_path):
     path.write_text("foo\tbar\nx\t1\n")
     with pytest.raises(ValueError, match="cannot tell patients from genes"):
         read_rnaseq(path)
+
+
+def test_ppi_edges_without_a_gene_symbol_are_dropped(tmp_path):
+    path = tmp_path / "ppi.csv"
+    path.write_text("symbol_1,symbol_2,combined_score\nTP53,MDM2,999\n,EGFR,400\nIDH1, ,300\nATRX,TP53,700\n")
+    ppi = read_ppi(path)
+    assert ppi.values.tolist() == [["TP53", "MDM2", 999.0], ["ATRX", "TP53", 700.0]]

@@ -81,7 +81,8 @@ def read_ppi(path: str | Path) -> pd.DataFrame:
     """Read protein interactions as columns ``gene_a, gene_b, score`` (score 1.0 where absent).
 
     Two gene-symbol columns are taken from ``symbol_1/symbol_2``, ``gene_a/gene_b``,
-    ``protein1/protein2`` or, failing those, the first two columns.
+    ``protein1/protein2`` or, failing those, the first two columns. An edge with an empty symbol (STRING v12
+    has 65, for proteins without one) names no gene and is dropped.
     """
     path = Path(path)
     raw = pd.read_csv(path, sep=_sep(path))
@@ -92,6 +93,9 @@ def read_ppi(path: str | Path) -> pd.DataFrame:
             break
     else:
         pair = list(raw.columns[:2])
+    raw = raw.dropna(subset=pair)
+    raw = raw[(raw[pair[0]].astype(str).str.strip() != "") & (raw[pair[1]].astype(str).str.strip() != "")]
     score_col = next((lower[c] for c in ("combined_score", "score", "weight") if c in lower), None)
     score = raw[score_col].astype(float) if score_col else 1.0
-    return pd.DataFrame({"gene_a": raw[pair[0]].astype(str), "gene_b": raw[pair[1]].astype(str), "score": score})
+    return pd.DataFrame({"gene_a": raw[pair[0]].astype(str), "gene_b": raw[pair[1]].astype(str), "score": score}
+                        ).reset_index(drop=True)
