@@ -93,8 +93,8 @@ def read_ppi(path: str | Path) -> pd.DataFrame:
             break
     else:
         pair = list(raw.columns[:2])
-    raw = raw.dropna(subset=pair)
-    raw = raw[(raw[pair[0]].astype(str).str.strip() != "") & (raw[pair[1]].astype(str).str.strip() != "")]
+    symbols = raw[pair].fillna("").astype(str).apply(lambda column: column.str.strip())
+    raw = raw[(symbols != "").all(axis=1)]
     score_col = next((lower[c] for c in ("combined_score", "score", "weight") if c in lower), None)
     score = raw[score_col].astype(float) if score_col else 1.0
     return pd.DataFrame({"gene_a": raw[pair[0]].astype(str), "gene_b": raw[pair[1]].astype(str), "score": score}
