@@ -1,16 +1,18 @@
-"""Acceptance (slow): wsi-rna on the synthetic cohort retrieves held-out lineages above chance, and each
-retrieval's most important genes include the generator's lineage-specific genes of the retrieved sample.
+"""Acceptance (slow): wsi-rna on the synthetic cohort retrieves held-out lineages far above chance, the genes
+ranked over all retrievals are led by the generator's lineage module ``GM10``, and each retrieval's most
+important genes include the lineage-specific genes of the retrieved sample.
 
 The generator (``gliotype.cohort.synth``) gives each lineage a latent that shifts its tiles' eosin tint,
 nuclear size and cellularity and the ``GM10`` genes of its RNA, plus 5 lineage-specific genes raised by
 1.8 (``synth.json``: ``lineage_genes``). Those 5 genes differ between samples, so no gene list ranked over
-all retrievals can hold them; they are checked per retrieval (``retrievals.csv``, ``top_genes``).
+all retrievals can hold them; they are checked per retrieval (``retrievals.csv``, ``top_genes``), while
+``GM10``, which follows the latent the images show, is checked in the overall ranking (``top_genes.csv``).
 
 The synthetic ROIs are 256 px, so 128-px patches give each lineage 8 patches instead of 2; the ViT sees them
-at 64 px. Accuracy grows with training (lineage 0.08 / 0.13 / 0.16 at 100 / 300 / 600 epochs). Ridge
-regression of the lineage latent on hand-made features of the same 128-px patches (nuclear count and size,
-stain optical densities, :func:`feature_ceiling`) retrieves 0.30: the generator's histology shows its
-lineages only that far.
+at 64 px. Accuracy grows with training (lineage 0.08 / 0.13 / 0.16 / 0.23 at 100 / 300 / 600 / 1200 epochs;
+21 min on one thread). Ridge regression of the lineage latent on hand-made features of the same 128-px
+patches (nuclear count and size, stain optical densities; :func:`feature_ceiling`) retrieves 0.315: the
+generator's histology shows its lineages only that far.
 """
 
 import json
@@ -26,7 +28,7 @@ from sklearn.linear_model import RidgeCV
 from gliotype.cohort.synth import synthesize
 from gliotype.train import train
 
-SETTINGS = {"size": 128, "image_size": 64, "embed": 96, "depth": 2, "epochs": 600, "matching": False}
+SETTINGS = {"size": 128, "image_size": 64, "embed": 96, "depth": 2, "epochs": 1200, "matching": False}
 
 STAINS = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11]])
 
@@ -91,10 +93,14 @@ def test_synthetic_lineages_are_retrieved_and_their_genes_found(tmp_path):
                                                                          retrievals.retrieved_lineage)]
     n_genes, k = 450, len(retrievals.top_genes[0].split(";"))
     found_chance = 1 - comb(n_genes - 5, k) / comb(n_genes, k)
+    top = pd.read_csv(run / "top_genes.csv").gene.tolist()
+    lineage_module = sum(g.startswith("GM10_") for g in top)  # chance: 15 x 45 / 450 = 1.5
     ceiling = feature_ceiling(cohort, pd.read_csv(run / "splits.csv"))
     print(f"\nlineage accuracy {lineage['value']:.3f} [{lineage['ci_low']:.3f}, {lineage['ci_high']:.3f}], "
           f"chance {chance:.3f}; patient accuracy {metrics['metrics']['patient_accuracy']['value']:.3f}, chance "
           f"{metrics['chance']['patient_accuracy']:.3f}; lineage genes among a retrieval's top {k}: "
-          f"{sum(found) / len(found):.3f} (chance {found_chance:.3f}); hand-feature ceiling {ceiling:.3f}")
-    assert lineage["ci_low"] > 2 * chance and lineage["value"] >= 3 * chance
+          f"{sum(found) / len(found):.3f} (chance {found_chance:.3f}); GM10 genes in the overall top {len(top)}: {lineage_module} (chance 1.5); "
+          f"hand-feature ceiling {ceiling:.3f}")
+    assert lineage["ci_low"] > 3 * chance and lineage["value"] >= 4 * chance
+    assert lineage_module >= 4 and top[0].startswith("GM10_")
     assert sum(found) / len(found) >= 3 * found_chance
