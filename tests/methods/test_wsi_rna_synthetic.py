@@ -67,12 +67,13 @@ def feature_ceiling(cohort, splits: pd.DataFrame) -> float:
     rna = pd.read_csv(cohort / "rnaseq.tsv", sep="\t").set_index("sample_id")
     rna = rna[[g for g in rna.columns if g.startswith("GM10")]]
     hits = []
-    for fold, held in splits[splits.role == "test"].groupby("fold").patient_id:
-        test = np.isin(patients, held)
+    for _, held in splits[splits.role == "test"].groupby("fold").patient_id:
+        held = set(held)
+        test = np.isin(patients, list(held))
         mu, sd = x[~test].mean(0), x[~test].std(0) + 1e-9
         image = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit((x[~test] - mu) / sd, [latent[s] for s in samples[~test]])
-        seen = [s for s in rna.index if s.rsplit("-", 1)[0] not in set(held)]
-        gallery = [s for s in rna.index if s.rsplit("-", 1)[0] in set(held)]
+        seen = [s for s in rna.index if s.rsplit("-", 1)[0] not in held]
+        gallery = [s for s in rna.index if s.rsplit("-", 1)[0] in held]
         genes = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(rna.loc[seen], [latent[s] for s in seen])
         distance = ((image.predict((x[test] - mu) / sd)[:, None] - genes.predict(rna.loc[gallery])[None]) ** 2).sum(-1)
         hits += list(np.array(gallery)[distance.argmin(1)] == samples[test])
@@ -99,7 +100,8 @@ def test_synthetic_lineages_are_retrieved_and_their_genes_found(tmp_path):
     print(f"\nlineage accuracy {lineage['value']:.3f} [{lineage['ci_low']:.3f}, {lineage['ci_high']:.3f}], "
           f"chance {chance:.3f}; patient accuracy {metrics['metrics']['patient_accuracy']['value']:.3f}, chance "
           f"{metrics['chance']['patient_accuracy']:.3f}; lineage genes among a retrieval's top {k}: "
-          f"{sum(found) / len(found):.3f} (chance {found_chance:.3f}); GM10 genes in the overall top {len(top)}: {lineage_module} (chance 1.5); "
+          f"{sum(found) / len(found):.3f} (chance {found_chance:.3f}); GM10 genes in the overall top {len(top)}: "
+          f"{lineage_module} (chance 1.5); "
           f"hand-feature ceiling {ceiling:.3f}")
     assert lineage["ci_low"] > 3 * chance and lineage["value"] >= 4 * chance
     assert lineage_module >= 4 and top[0].startswith("GM10_")
