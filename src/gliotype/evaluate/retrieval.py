@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gliotype.evaluate.bootstrap import percentile_interval
+from gliotype.evaluate.bootstrap import draw_resamples, percentile_interval
 
 RETRIEVAL_COLUMNS = ["patch_id", "patient_id", "lineage", "fold", "retrieved_lineage", "retrieved_patient",
                      "similarity", "gallery_size", "gallery_own_patient"]
@@ -52,7 +52,7 @@ def retrieval_metrics(frame: pd.DataFrame, n_boot: int = 1000, seed: int = 0, le
                "patient_accuracy": (frame.retrieved_patient.astype(str) == frame.patient_id.astype(str)).to_numpy()}
     patient_codes, patients = pd.factorize(frame.patient_id)
     count = np.bincount(patient_codes, minlength=len(patients)).astype(float)
-    draws = np.random.default_rng(seed).integers(0, len(patients), size=(n_boot, len(patients)))
+    draws = draw_resamples(np.zeros(len(patients)), n_boot, seed, stratified=False)  # patients, together
     metrics = {}
     for name, hit in correct.items():
         per_patient = np.bincount(patient_codes, weights=hit.astype(float), minlength=len(patients))

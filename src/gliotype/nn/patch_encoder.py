@@ -89,10 +89,6 @@ class PatchEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(config.mean).reshape(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std).reshape(1, 3, 1, 1), persistent=False)
 
-    @property
-    def embed_dim(self) -> int:
-        return self.config.embed
-
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """CLS and patch-token states after the final ``LayerNorm``.
 
