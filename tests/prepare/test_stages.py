@@ -29,8 +29,17 @@ def test_cached_rerun_skips_and_changed_config_rebuilds(cohort, tmp_path):
     assert again.built == 0 and again.done == first.done
     other = run_stage("tumour_image", cohort, ids, TumourImageConfig(size=32), cache_dir=tmp_path / "cache")
     assert other.built == 3 and set(other.done.values()).isdisjoint(first.done.values())
-    # only the latest fingerprint is kept per patient
-    assert sorted(p.name for p in (tmp_path / "cache" / "tumour_image" / ids[0]).iterdir()) == [other.done[ids[0]].name]
+    # both configurations stay cached: going back to the first rebuilds nothing
+    assert run_stage("tumour_image", cohort, ids, cache_dir=tmp_path / "cache").built == 0
+
+
+def test_the_least_recently_used_of_more_than_four_configurations_is_removed(cohort, tmp_path):
+    ids, cache = cohort.patient_ids[:1], tmp_path / "cache"
+    made = {size: run_stage("tumour_image", cohort, ids, TumourImageConfig(size=size), cache_dir=cache).done[ids[0]]
+            for size in (16, 24, 32, 40)}
+    assert run_stage("tumour_image", cohort, ids, TumourImageConfig(size=16), cache_dir=cache).built == 0  # used again
+    made[48] = run_stage("tumour_image", cohort, ids, TumourImageConfig(size=48), cache_dir=cache).done[ids[0]]
+    assert sorted(p.name for p in made[16].parent.iterdir()) == sorted(made[s].name for s in (16, 32, 40, 48))
 
 
 def test_changed_input_rebuilds_only_that_patient(cohort, tmp_path):

@@ -29,6 +29,10 @@ MMAP_MIN_BYTES = 1 << 20
 """Members at least this large are memory-mapped by ``load_arrays(..., mmap=True)``; smaller ones are read."""
 TEMP_GRACE_S = 3600.0
 """Temp files younger than this (seconds) are taken for another process's write in progress."""
+KEEP_OUTPUTS = 4
+"""Outputs of one stage and patient kept side by side, the most recently used: runs that configure a stage
+differently (a method and its ablations, the demo's small settings and a full run) share the cache instead
+of rebuilding each other's files, and the outputs of an edited input or an old configuration age out."""
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
@@ -143,19 +147,34 @@ class StageCache:
     def path(self, stage: str, patient_id: str, key: str) -> Path:
         return self.root / stage / patient_id / f"{key}.npz"
 
+    def mark_used(self, path: Path) -> None:
+        """Record a cache hit in the file's modification time, which :meth:`clean_stale` ranks by. A cache
+        that this process may not write (a shared, read-only one) is left as it is."""
+        try:
+            os.utime(path)
+        except OSError:
+            pass
+
     def clean_stale(self, stage: str, patient_id: str, keep: str) -> None:
-        """Remove a patient's outputs of ``stage`` made with another fingerprint, and temp files left by an
-        interrupted write. A temp file younger than :data:`TEMP_GRACE_S` may be another process's write in
-        progress (two runs preparing one cohort) and is left alone."""
+        """Remove a patient's outputs of ``stage`` beyond the :data:`KEEP_OUTPUTS` most recently used
+        (``keep``, the one just made, always stays), and temp files left by an interrupted write. A temp
+        file younger than :data:`TEMP_GRACE_S` may be another process's write in progress (two runs
+        preparing one cohort) and is left alone."""
         folder = self.root / stage / patient_id
-        if folder.is_dir():
-            now = time.time()
-            for old in folder.iterdir():
-                if old.name == f"{keep}.npz":
-                    continue
-                try:
-                    if old.suffix == ".tmp" and now - old.stat().st_mtime < TEMP_GRACE_S:
-                        continue
-                except FileNotFoundError:
-                    continue
-                old.unlink(missing_ok=True)
+        if not folder.is_dir():
+            return
+        now = time.time()
+        outputs, doomed = [], []
+        for old in folder.iterdir():
+            try:
+                mtime = old.stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+            if old.suffix == ".tmp":
+                if now - mtime / 1e9 >= TEMP_GRACE_S:
+                    doomed.append(old)
+            elif old.name != f"{keep}.npz":
+                outputs.append((mtime, old.name, old))
+        doomed += [old for *_, old in sorted(outputs, reverse=True)[KEEP_OUTPUTS - 1:]]
+        for old in doomed:
+            old.unlink(missing_ok=True)

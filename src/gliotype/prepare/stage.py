@@ -93,6 +93,7 @@ def _prepare_one(stage_name: str, case: Case, config: StageConfig, cache_root: P
     key = stage.key(case, config)
     path = cache.path(stage.name, case.patient_id, key)
     if path.is_file():
+        cache.mark_used(path)
         return case.patient_id, path, None, False
     try:
         arrays, meta = stage.fn(case, config)
