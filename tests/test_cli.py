@@ -67,3 +67,14 @@ def test_synth_then_validate_shows_every_modality(tmp_path):
 def test_synth_bad_signal_names_the_keys(tmp_path):
     result = runner.invoke(app, ["synth", str(tmp_path / "c"), "--patients", "2", "--signal", "perfussion=1"])
     assert result.exit_code == 1 and "perfussion" in result.output and "perfusion" in result.output
+
+
+def test_training_commands_route_lightnings_lines_through_one_handler(tiny_mri_cohort, tmp_path):
+    import logging
+
+    result = runner.invoke(app, ["train", str(tiny_mri_cohort), "--method", "rnaseq-lr", "--target", "idh",
+                                 "--folds", "2", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)  # Lightning's own console handler would print each line a second time
+        assert logger.handlers == [] and logger.propagate and logger.level == logging.WARNING, name

@@ -38,12 +38,24 @@ def command(fn):
     return app.command()(wrapper)
 
 
+TRAINING_COMMANDS = {"train", "evaluate", "predict", "explain", "ablate", "demo"}
+
+
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log what the library does")] = False):
+def main(ctx: typer.Context,
+         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log what the library does")] = False):
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("lightning").setLevel(level)
-    logging.getLogger("lightning.pytorch").setLevel(level)
+    if ctx.invoked_subcommand in TRAINING_COMMANDS and "--help" not in sys.argv:
+        # Importing Lightning sets its loggers to INFO and gives "lightning" a console handler of its own,
+        # so each of its lines would print twice; import it first, then route its lines through ours.
+        import lightning  # noqa: F401
+
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.setLevel(level)
+            logger.propagate = True
 
 
 @command
