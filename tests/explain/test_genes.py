@@ -24,6 +24,16 @@ def test_votes_and_ranking_by_hand():
     assert ranked.mean_importance.tolist() == pytest.approx([13 / 4, 10 / 4, 9 / 4])
 
 
+
+def test_votes_count_exactly_the_genes_each_retrieval_lists_even_when_importances_tie():
+    importance = np.array([[2.0, 1, 1, 0, 0, 0, 0, 0, 0, 2, 1, 2, 1, 1, 2, 2, 1, 1, 1, 2]])  # 14 above zero
+    genes = [f"g{j}" for j in range(20)]
+    listed = retrieval_top_genes(importance, genes, 15)[0]
+    assert listed[-1] == "g3"  # the 15th is a tie among the zeros: the earliest gene
+    votes = gene_votes(importance, genes, per_retrieval=15).set_index("gene").retrievals
+    assert votes[votes > 0].index.tolist() == sorted(listed, key=genes.index)
+
+
 class Linear(torch.nn.Module):
     """embed_rna(x) = normalize(x @ W): the importance of a gene is |d cos / d x * x|."""
 

@@ -40,10 +40,14 @@ def retrieval_gene_importance(model: MultimodalModel, expression: np.ndarray, pa
     return np.concatenate(out) if out else np.zeros((0, expression.shape[1]))
 
 
+def _top_indices(importance: np.ndarray, k: int) -> np.ndarray:
+    """Each row's ``k`` largest entries, largest first, ties to the lower index. Shapes: (Q, G) -> (Q, k)."""
+    return np.argsort(-importance, axis=1, kind="stable")[:, :k]
+
+
 def retrieval_top_genes(importance: np.ndarray, genes: list[str], k: int = 15) -> list[list[str]]:
     """Each retrieval's ``k`` most important genes, most important first. Shapes: (Q, G) -> Q lists of k."""
-    order = np.argsort(-importance, axis=1, kind="stable")[:, :min(k, len(genes))]
-    return [[genes[j] for j in row] for row in order]
+    return [[genes[j] for j in row] for row in _top_indices(importance, min(k, len(genes)))]
 
 
 def gene_votes(importance: np.ndarray, genes: list[str], per_retrieval: int = 15) -> pd.DataFrame:
@@ -54,8 +58,7 @@ def gene_votes(importance: np.ndarray, genes: list[str], per_retrieval: int = 15
     """
     if importance.shape[1] != len(genes):
         raise ValueError(f"importance has {importance.shape[1]} genes but {len(genes)} gene names were given")
-    per_retrieval = min(per_retrieval, len(genes))
-    top = np.argpartition(-importance, per_retrieval - 1, axis=1)[:, :per_retrieval]
+    top = _top_indices(importance, min(per_retrieval, len(genes)))  # the genes retrievals.csv lists
     return pd.DataFrame({"gene": genes, "retrievals": np.bincount(top.ravel(), minlength=len(genes)),
                          "importance_sum": importance.sum(axis=0), "queries": len(importance)})
 
