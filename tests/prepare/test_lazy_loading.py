@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from gliotype.cohort import Cohort
 from gliotype.methods import create_method
-from gliotype.methods.lazy import LazyItems, LazySequence, items_of
+from gliotype.methods.lazy import CachedRows, LazyItems, LazySequence, items_of
 from gliotype.prepare import load_prepared
 from gliotype.prepare.cache import save_arrays
 from gliotype.train.fit import ItemDataset
@@ -128,3 +128,37 @@ def test_image_methods_prepare_lazy_inputs_equal_to_eager_ones(tiny_mri_cohort, 
     item = prepared.inputs["P001"]
     assert item["image"].dtype == torch.float32 and torch.equal(item["image"], eager)
     assert item["image"].numpy().flags.writeable  # a copy, not the read-only map
+
+
+@pytest.fixture(scope="module")
+def patch_files(tmp_path_factory):
+    """20 files of 100 patches of 64 x 64 x 3 uint8 (1.2 MB each, so mapped); patch r of file f holds f * 100 + r."""
+    root = tmp_path_factory.mktemp("rows")
+    values = np.arange(2000).reshape(20, 100)
+    for f in range(20):
+        patches = np.broadcast_to((values[f] % 256).astype(np.uint8)[:, None, None, None], (100, 64, 64, 3))
+        save_arrays(root / f"f{f}.npz", {"patches": np.ascontiguousarray(patches), "source": values[f]})
+    return [root / f"f{f}.npz" for f in range(20)]
+
+
+def test_cached_rows_gather_the_rows_asked_for_in_order(patch_files):
+    rows = CachedRows.concat([CachedRows([(patch_files[0], [1, 3])], "patches"),
+                              CachedRows([(patch_files[1], [0, 2, 4])], "patches")])
+    assert len(rows) == 5  # values 1, 3 | 100, 102, 104
+    assert rows[np.array([4, 0, 2])][:, 0, 0, 0].tolist() == [104 % 256, 1, 100]
+    assert rows[1:3][:, 5, 7, 2].tolist() == [3, 100]
+    assert rows[np.array([], int)].shape == (0, 64, 64, 3)
+    with pytest.raises(TypeError, match="slice"):
+        rows[0]
+
+
+def test_cached_rows_hold_only_the_batch(patch_files, traced):
+    rows = CachedRows([(path, np.arange(0, 100, 2)) for path in patch_files], "patches")  # 1,000 of 2,000 patches
+    pick = np.random.default_rng(0).choice(len(rows), 16, replace=False)
+    tracemalloc.reset_peak()
+    before = held()
+    batch = rows[pick]
+    peak = tracemalloc.get_traced_memory()[1] - before
+    assert batch.shape == (16, 64, 64, 3) and peak < 2 * batch.nbytes + 100_000  # reading a file whole: 1.2 MB
+    files, kept = pick // 50, 2 * (pick % 50)
+    assert batch[:, 0, 0, 0].tolist() == ((files * 100 + kept) % 256).tolist()

@@ -4,7 +4,8 @@ An epoch over a thousand prepared patients must not hold the cohort in RAM. :cla
 each patient's cache files and builds the patient's item (a method's ``item``) from memory-mapped arrays
 each time it is asked for, keeping nothing; :class:`LazySequence` is the list of some patients' items that
 :func:`gliotype.train.fit.fit_torch`'s DataLoader reads one item at a time, so at most a batch of items
-(times the loader's prefetch) is alive at once.
+(times the loader's prefetch) is alive at once. :class:`CachedRows` does the same for rows of one array
+spread over many patients' files (histology patches): an index gathers just the rows it names.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from gliotype.prepare.stage import load_prepared
 
@@ -75,3 +78,60 @@ def items_of(inputs: Mapping[str, Any], ids: Sequence[str]) -> list | LazySequen
     """The items of ``ids`` in order: a :class:`LazySequence` when ``inputs`` builds items on access
     (:class:`LazyItems`), else a list."""
     return LazySequence(inputs, ids) if isinstance(inputs, LazyItems) else [inputs[p] for p in ids]
+
+
+class CachedRows:
+    """Some rows of one array kept in several patients' cache files, read on access.
+
+    ``rows[index]`` maps each file the index needs, copies the rows it names and keeps nothing, so a
+    cohort's histology patches are never in RAM together; only the (file, row) of each row is held.
+
+    Args:
+        parts: per patient, in order, its cache file and the rows of ``name`` to take from it.
+        name: the array inside each file.
+
+    Shapes:
+        len(rows) = M, the rows of all parts; rows[index] (an int array or a slice) -> (k, *row shape)
+
+    >>> rows = CachedRows([], "patches")
+    >>> len(rows)
+    0
+    """
+
+    def __init__(self, parts: Sequence[tuple[Path, Sequence[int]]], name: str):
+        self.parts = [(Path(path), np.asarray(rows, dtype=np.int64)) for path, rows in parts]
+        self.name = name
+        self._part = np.repeat(np.arange(len(self.parts)), [len(rows) for _, rows in self.parts])
+        self._row = np.concatenate([rows for _, rows in self.parts]) if self.parts else np.zeros(0, np.int64)
+
+    @classmethod
+    def concat(cls, many: Sequence[CachedRows]) -> CachedRows:
+        """The rows of several, one after the other (all of one array name)."""
+        names = {m.name for m in many}
+        if len(names) > 1:
+            raise ValueError(f"CachedRows.concat: rows of different arrays {sorted(names)}")
+        return cls([part for m in many for part in m.parts], names.pop() if names else "")
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def _array(self, part: int) -> np.ndarray:
+        return load_prepared(self.parts[part][0], mmap=True)[0][self.name]
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, (int, np.integer)):
+            raise TypeError("CachedRows takes an array of row indices or a slice (rows[[i]] for one row)")
+        index = np.arange(len(self))[index]
+        if not len(index):
+            return np.array(self._array(0)[:0]) if self.parts else np.zeros(0)
+        parts, out = self._part[index], None
+        for part in np.unique(parts):
+            at = np.flatnonzero(parts == part)
+            block = self._array(part)[self._row[index[at]]]
+            if out is None:
+                out = np.empty((len(index), *block.shape[1:]), block.dtype)
+            out[at] = block
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} rows of {self.name!r} in {len(self.parts)} files, read on access)"

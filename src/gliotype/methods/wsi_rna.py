@@ -37,6 +37,7 @@ from torch.nn import functional as F
 
 from gliotype.cohort import Cohort
 from gliotype.methods.base import MethodConfig, Prepared
+from gliotype.methods.lazy import CachedRows
 from gliotype.methods.leakage import expression_features
 from gliotype.methods.registry import RETRIEVAL_TARGETS, register_method
 from gliotype.nn.image_rna import MultimodalConfig, MultimodalModel
@@ -102,15 +103,15 @@ class Lineages:
     """The RNA samples and patches of some patients, flattened.
 
     Shapes:
-        expression: (N, G) raw values (genes of ``genes``); patches: (M, S, S, 3) uint8;
-        patch_sample: (M,) index into the N samples.
+        expression: (N, G) raw values (genes of ``genes``); patches: M uint8 patches (S, S, 3), read from
+        the cache on access (``patches[indices] -> (k, S, S, 3)``); patch_sample: (M,) index into the N samples.
     """
 
     samples: list[str]
     patients: list[str]
     genes: list[str]
     expression: np.ndarray
-    patches: np.ndarray
+    patches: CachedRows
     patch_sample: np.ndarray
     patch_ids: list[str]
 
@@ -119,7 +120,7 @@ class Lineages:
         offsets = np.cumsum([0] + [len(i["samples"]) for i in items])
         return cls([s for i in items for s in i["samples"]], [i["patient_id"] for i in items for _ in i["samples"]],
                    list(items[0]["expression"].columns), np.concatenate([i["expression"].to_numpy() for i in items]),
-                   np.concatenate([i["patches"] for i in items]),
+                   CachedRows.concat([i["patches"] for i in items]),
                    np.concatenate([i["patch_sample"] + o for i, o in zip(items, offsets)]),
                    [p for i in items for p in i["patch_ids"]])
 
@@ -176,7 +177,7 @@ class WsiRna:
             if rows.empty:
                 failed[pid] = f"{pid}: no RNA-seq sample in {cohort.rnaseq_path.name}; add its row or leave it out"
                 continue
-            arrays, meta = load_prepared(path)
+            arrays, meta = load_prepared(path, mmap=True)  # the patches stay on disk: CachedRows reads them
             samples = [str(s) for s in rows.index]
             owner = assign_files(meta["files"], samples)
             lost = [f for f, s in owner.items() if s is None]
@@ -191,7 +192,8 @@ class WsiRna:
                 continue
             origins = arrays["origins"][keep]
             inputs[pid] = {"patient_id": pid, "samples": samples, "expression": rows[genes].astype(np.float32),
-                           "patches": arrays["patches"][keep], "patch_sample": sample_of_patch[keep],
+                           "patches": CachedRows([(path, np.flatnonzero(keep))], "patches"),
+                           "patch_sample": sample_of_patch[keep],
                            "patch_ids": [f"{meta['files'][s]}@{r},{c}" for s, (r, c) in
                                          zip(arrays["source"][keep], origins)]}
         self.fingerprint = {"rnaseq": cohort.rnaseq_path.name, "dropped_label_columns": dropped,
@@ -253,21 +255,20 @@ class WsiRna:
         self.genes, self.tokens = list(scaler.genes), restrict_tokens(self._cohort_tokens, scaler.genes)
         tensors, self._scaler = scaler.state()
         x = torch.from_numpy(scaler.transform(expression)).to(dev)
-        images, ids = self.images(data.patches, dev), torch.from_numpy(data.ids(target)).to(dev)
+        ids = torch.from_numpy(data.ids(target)).to(dev)
         rna, patch = self.encoders(self.genes)
         if c.init == "pretrained":  # each encoder alone first, unfrozen; then the joint model freezes as configured
             alone = self.joint(rna, patch, contrastive=False, matching=False, decoder=False, rna_pretext=True,
                                patch_triplet=True, freeze_rna=False, freeze_patch=False).to(dev)
-            self._train(alone, x, ids, images, data, c.pretrain_epochs, rng, generator)
+            self._train(alone, x, ids, data, c.pretrain_epochs, rng, generator)
         model = self.joint(rna, patch).to(dev)
-        self._train(model, x, ids, images, data, c.epochs, rng, generator)
+        self._train(model, x, ids, data, c.epochs, rng, generator)
         self.fit_summary = {"n_samples": len(data.samples), "n_patches": len(data.patch_ids),
                             "tokens": self.tokens.summary(), "genes": len(self.genes)}
         return {**{f"model.{k}": v.detach().cpu() for k, v in model.state_dict().items()},
                 **{f"scaler.{k}": v for k, v in tensors.items()}}
 
-    def _train(self, model: MultimodalModel, x: torch.Tensor, ids: torch.Tensor, images: torch.Tensor,
-               data: Lineages, epochs: int, rng: np.random.Generator, generator: torch.Generator) -> None:
+    def _train(self, model: MultimodalModel, x: torch.Tensor, ids: torch.Tensor, data: Lineages, epochs: int, rng: np.random.Generator, generator: torch.Generator) -> None:
         """Epochs over the lineages with patches; a batch takes whole patients (all their lineages), so that a
         patient's other lineages are among each lineage's negatives and patient-level traits cannot match."""
         c = self.config
@@ -288,7 +289,7 @@ class WsiRna:
                     continue
                 pick = np.concatenate([rng.choice(by_sample[s], c.patches_per_lineage,
                                                   replace=len(by_sample[s]) < c.patches_per_lineage) for s in chunk])
-                batch = images[torch.from_numpy(pick).to(images.device)]
+                batch = self.images(data.patches[pick], x.device)
                 batch = augment(batch, generator) if c.augment else batch
                 rows, owners = torch.from_numpy(chunk).to(x.device), torch.from_numpy(data.patch_sample[pick])
                 loss, _ = model.loss(x[rows], ids[rows], batch, ids[owners.to(x.device)], generator=generator)
@@ -308,7 +309,7 @@ class WsiRna:
         return model.to(torch_device(device)).eval(), scaler
 
     @torch.no_grad()
-    def embed_patches(self, model: MultimodalModel, patches: np.ndarray, batch: int = 64) -> np.ndarray:
+    def embed_patches(self, model: MultimodalModel, patches: np.ndarray | CachedRows, batch: int = 64) -> np.ndarray:
         """Unit-norm projections of uint8 patches. Shapes: (M, S, S, 3) -> (M, projection)."""
         dev = next(model.parameters()).device
         return np.concatenate([model.embed_patches(self.images(patches[i:i + batch], dev)).cpu().numpy()
