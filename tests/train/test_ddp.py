@@ -26,8 +26,9 @@ from torch import nn
 from typer.testing import CliRunner
 
 from gliotype.cli import app
-from gliotype.methods.base import Distributed
+from gliotype.methods.base import Distributed, FitContext
 from gliotype.methods.rnaseq_lr import RnaseqLR
+from gliotype.nn.rna import RNAEncoder, RNAEncoderConfig
 from gliotype.train.fit import Classifier, fit_torch
 from gliotype.train.parallel import use_channels_last
 
@@ -63,18 +64,34 @@ def fit_tiny(work_dir: Path, batch_size: int, distributed: Distributed | None = 
                      sidecar={"method": "tiny"}, distributed=distributed)
 
 
-def torchrun(out: Path) -> str:
+def fit_masked_rna(work_dir: Path, distributed: Distributed):
+    """rnaseq's pretraining shape: 4 gene tokens, one masked per sample, so a batch of 2 leaves at least two
+    token decoders without a gradient."""
+    torch.manual_seed(0)
+    encoder = RNAEncoder(RNAEncoderConfig(token_sizes=(3, 3, 3, 3), dim=16, heads=2, projection=8),
+                         [np.arange(k, k + 3) for k in range(0, 12, 3)])
+    x = list(torch.randn(16, 12, generator=torch.Generator().manual_seed(1)))
+
+    def masked_step(model, batch, ids, training):
+        return model.reconstruction_loss(batch, model.sample_mask(len(batch)))[0], None
+
+    return fit_torch(encoder, masked_step, collate, x, np.zeros(16, np.int64), [], np.zeros(0, np.int64),
+                     work_dir=work_dir, epochs=2, batch_size=2, lr=0.01, weight_decay=0.0, patience=2, seed=7,
+                     device="cpu", sidecar={"method": "tiny"}, distributed=distributed)
+
+
+def torchrun(out: Path, *mode: str, expect_ok: bool = True) -> str:
     """Run this file as a script under ``torchrun`` with two ranks; its output. Ranks out of step hang: after
     a timeout torchrun is told to stop (SIGTERM: it ends its ranks, which run in sessions of their own)."""
     proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             __file__, str(out)], env={**os.environ, "OMP_NUM_THREADS": "1"}, text=True,
+                             __file__, str(out), *mode], env={**os.environ, "OMP_NUM_THREADS": "1"}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         output, _ = proc.communicate(timeout=150)
     except subprocess.TimeoutExpired:
         proc.terminate()
         pytest.fail(f"torchrun did not finish in 150 s (ranks out of step?):\n{proc.communicate(timeout=90)[0][-3000:]}")
-    assert proc.returncode == 0, output[-6000:]
+    assert (proc.returncode == 0) == expect_ok, output[-6000:]
     return output
 
 
@@ -95,6 +112,35 @@ def test_two_gloo_ranks_under_torchrun_fit_what_one_process_fits(tmp_path):
     assert all(torch.equal(ranks[0][0][k], ranks[1][0][k]) for k in weights)  # every rank loaded rank 0's file
     last = json.loads((tmp_path / "ddp" / "work" / "last.json").read_text())
     assert last["epoch"] == summary["epochs_run"]
+
+
+def test_masked_token_decoders_without_a_gradient_need_and_get_unused_parameter_detection(tmp_path):
+    assert Distributed(devices=2, strategy="ddp").finding_unused_parameters().strategy == "ddp_find_unused_parameters_true"
+    assert Distributed().finding_unused_parameters() == Distributed()  # one process: no DDP at all
+    assert "enable the detection of unused parameters" in torchrun(tmp_path / "plain", "rna-plain-ddp", expect_ok=False)
+    torchrun(tmp_path / "found", "rna")
+    ranks = [load_file(tmp_path / "found" / f"rank{r}.safetensors") for r in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys() and all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])
+    assert json.loads((tmp_path / "found" / "rank1.json").read_text())["world_size"] == 2
+
+
+def test_rnaseq_pretraining_alone_looks_for_unused_parameters(monkeypatch, tmp_path):
+    from gliotype.methods import rnaseq
+
+    seen = []
+
+    def fit_torch(model, *args, **kwargs):
+        seen.append((kwargs["work_dir"].name, kwargs["distributed"]))
+        return model.state_dict(), {}
+
+    monkeypatch.setattr(rnaseq, "fit_torch", fit_torch)
+    method = rnaseq.Rnaseq(rnaseq.RnaseqConfig())
+    ctx = FitContext(tmp_path, distributed=Distributed(devices=2, strategy="ddp"))
+    encoder = RNAEncoder(RNAEncoderConfig(token_sizes=(2,), dim=8, heads=2), [np.arange(2)])
+    method.pretrain(encoder, torch.zeros(4, 2), np.arange(4), ctx)
+    method._fit(encoder, None, torch.zeros(4, 2), np.zeros(4), tmp_path / "finetune", 1, 0.1, ctx)
+    assert seen == [("pretrain", Distributed(2, 1, "ddp_find_unused_parameters_true")),
+                    ("finetune", Distributed(2, 1, "ddp"))]
 
 
 def test_torchrun_with_other_devices_is_refused_with_the_fix(tmp_path, monkeypatch):
@@ -142,9 +188,13 @@ def test_channels_last_3d_only_on_cuda_and_only_5d_inputs():
     assert not batch["image"].is_contiguous() and batch["mask"].is_contiguous()
 
 
-if __name__ == "__main__":  # one rank of the torchrun test
-    out = Path(sys.argv[1])
-    weights, summary = fit_tiny(out / "work", batch_size=2, distributed=Distributed(devices=2, strategy="ddp"))
+if __name__ == "__main__":  # one rank of a torchrun test
+    out, mode = Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "tiny"
+    ddp = Distributed(devices=2, strategy="ddp")
+    if mode == "tiny":
+        weights, summary = fit_tiny(out / "work", batch_size=2, distributed=ddp)
+    else:
+        weights, summary = fit_masked_rna(out / "work", ddp if mode == "rna-plain-ddp" else ddp.finding_unused_parameters())
     rank = os.environ["RANK"]
     save_file(weights, out / f"rank{rank}.safetensors")
     (out / f"rank{rank}.json").write_text(json.dumps(summary))

@@ -8,7 +8,7 @@ probabilities from a state. The runner owns splits, resumption, files and metric
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -52,6 +52,16 @@ class Distributed:
             raise ValueError(f"devices must be a number of devices per node (>= 1) or 'auto', got {self.devices!r}")
         if not (isinstance(self.num_nodes, int) and self.num_nodes >= 1):
             raise ValueError(f"num_nodes must be a number of machines (>= 1), got {self.num_nodes!r}")
+
+    def finding_unused_parameters(self) -> Distributed:
+        """The same processes, with DDP told to look for parameters that a step leaves without a gradient
+        (``rnaseq``'s pretraining: only the masked tokens' decoders get one), which it refuses otherwise:
+        ``"ddp"``, or ``"auto"`` over more than one process, becomes ``"ddp_find_unused_parameters_true"``.
+        Other strategies, and ``devices="auto"`` (pass the strategy yourself), are kept."""
+        many = isinstance(self.devices, int) and self.devices * self.num_nodes > 1
+        if self.strategy == "ddp" or (self.strategy == "auto" and many):
+            return replace(self, strategy="ddp_find_unused_parameters_true")
+        return self
 
 
 @dataclass

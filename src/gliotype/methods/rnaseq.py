@@ -50,7 +50,7 @@ from torch import nn
 
 from gliotype.cohort import Cohort
 from gliotype.losses.lineage import lineage_infonce
-from gliotype.methods.base import FitContext, Method, MethodConfig, Prepared
+from gliotype.methods.base import Distributed, FitContext, Method, MethodConfig, Prepared
 from gliotype.methods.leakage import expression_features
 from gliotype.methods.registry import register_method
 from gliotype.methods.torch_method import class_weights
@@ -206,7 +206,7 @@ class Rnaseq(Method):
             return reconstruction + cfg.contrastive_weight * contrastive, None
 
         weights, summary = self._fit(encoder, step, x, owner, ctx.work_dir / "pretrain", cfg.pretrain_epochs,
-                                     cfg.pretrain_lr, ctx)
+                                     cfg.pretrain_lr, ctx, ctx.distributed.finding_unused_parameters())
         encoder.load_state_dict(weights)
         return summary
 
@@ -225,7 +225,8 @@ class Rnaseq(Method):
         return self._fit(model, step, x, y, ctx.work_dir / "finetune", ctx.epochs or self.config.epochs,
                          self.config.lr, ctx)
 
-    def _fit(self, model, step, x, y, work_dir: Path, epochs: int, lr: float, ctx: FitContext):
+    def _fit(self, model, step, x, y, work_dir: Path, epochs: int, lr: float, ctx: FitContext,
+             distributed: Distributed | None = None):
         cfg = self.config
         with warnings.catch_warnings():  # no validation split, by design: Lightning warns of its empty loader
             warnings.filterwarnings("ignore", message=r".*length of `DataLoader` across ranks is zero.*")
@@ -233,7 +234,7 @@ class Rnaseq(Method):
                              epochs=epochs, batch_size=cfg.batch_size, lr=lr, weight_decay=cfg.weight_decay,
                              patience=epochs, seed=ctx.seed, device=ctx.device, progress=ctx.progress,
                              num_workers=cfg.num_workers, sidecar={"method": self.name}, schedule=cfg.schedule,
-                             distributed=ctx.distributed)
+                             distributed=distributed or ctx.distributed)
 
     def build(self, n_classes: int) -> RnaseqClassifier:
         """A fresh network for the fitted genes and tokens (:attr:`used`, :attr:`scaler_meta`)."""
