@@ -268,7 +268,8 @@ class WsiRna:
         return {**{f"model.{k}": v.detach().cpu() for k, v in model.state_dict().items()},
                 **{f"scaler.{k}": v for k, v in tensors.items()}}
 
-    def _train(self, model: MultimodalModel, x: torch.Tensor, ids: torch.Tensor, data: Lineages, epochs: int, rng: np.random.Generator, generator: torch.Generator) -> None:
+    def _train(self, model: MultimodalModel, x: torch.Tensor, ids: torch.Tensor, data: Lineages, epochs: int,
+               rng: np.random.Generator, generator: torch.Generator) -> None:
         """Epochs over the lineages with patches; a batch takes whole patients (all their lineages), so that a
         patient's other lineages are among each lineage's negatives and patient-level traits cannot match."""
         c = self.config
