@@ -11,11 +11,13 @@ def test_votes_and_ranking_by_hand():
     importance = np.array([[5.0, 1.0, 0.0, 3.0],
                            [4.0, 0.0, 2.0, 1.0],
                            [0.0, 9.0, 1.0, 8.0]])
-    assert retrieval_top_genes(importance, ["a", "b", "c", "d"], 2) == [["a", "d"], ["a", "c"], ["b", "d"]]
-    votes = gene_votes(importance, ["a", "b", "c", "d"], per_retrieval=2)
+    top = retrieval_top_genes(importance, ["a", "b", "c", "d"], 2)
+    assert top == [["a", "d"], ["a", "c"], ["b", "d"]]
+    votes = gene_votes(importance, ["a", "b", "c", "d"], top)
     # top-2 per row: {a, d}, {a, c}, {b, d}
     assert votes.set_index("gene").retrievals.to_dict() == {"a": 2, "b": 1, "c": 1, "d": 2}
-    other_fold = gene_votes(np.array([[0.0, 0.0, 7.0, 1.0]]), ["a", "b", "c", "d"], per_retrieval=1)
+    other = np.array([[0.0, 0.0, 7.0, 1.0]])
+    other_fold = gene_votes(other, ["a", "b", "c", "d"], retrieval_top_genes(other, ["a", "b", "c", "d"], 1))
     ranked = rank_genes([votes, other_fold], k=3)
     # votes a 2, d 2, c 2, b 1; mean importance over 4 retrievals: a 9/4, d 13/4, c 10/4 -> d, c, a
     assert ranked.gene.tolist() == ["d", "c", "a"]
@@ -24,13 +26,12 @@ def test_votes_and_ranking_by_hand():
     assert ranked.mean_importance.tolist() == pytest.approx([13 / 4, 10 / 4, 9 / 4])
 
 
-
-def test_votes_count_exactly_the_genes_each_retrieval_lists_even_when_importances_tie():
+def test_a_tie_at_the_cut_goes_to_the_earlier_gene_and_the_votes_count_the_listed_genes():
     importance = np.array([[2.0, 1, 1, 0, 0, 0, 0, 0, 0, 2, 1, 2, 1, 1, 2, 2, 1, 1, 1, 2]])  # 14 above zero
     genes = [f"g{j}" for j in range(20)]
     listed = retrieval_top_genes(importance, genes, 15)[0]
     assert listed[-1] == "g3"  # the 15th is a tie among the zeros: the earliest gene
-    votes = gene_votes(importance, genes, per_retrieval=15).set_index("gene").retrievals
+    votes = gene_votes(importance, genes, [listed]).set_index("gene").retrievals
     assert votes[votes > 0].index.tolist() == sorted(listed, key=genes.index)
 
 

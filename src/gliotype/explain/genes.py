@@ -3,13 +3,15 @@
 For a query patch ``p`` that retrieved RNA sample ``r``, the score is their cosine similarity
 ``s = <z_p, z_r>`` (both L2-normalised projections). The importance of gene ``g`` is
 ``|ds/dx_rg * x_rg|`` on the scaled expression ``x_r`` — the Grad-CAM idea applied to the input layer,
-where the "feature map" is the gene vector itself. Each retrieval votes for its ``per_retrieval`` most
-important genes (:func:`gene_votes`); genes are ranked by how many retrievals voted for them, summed over
+where the "feature map" is the gene vector itself. Each retrieval votes for its ``k`` most
+important genes (:func:`retrieval_top_genes`, :func:`gene_votes`); genes are ranked by how many retrievals voted for them, summed over
 folds (:func:`rank_genes`; ties: by mean importance), as the paper's top-15 table. Only the RNA side is
 differentiated: the patch embedding is a constant.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -40,26 +42,28 @@ def retrieval_gene_importance(model: MultimodalModel, expression: np.ndarray, pa
     return np.concatenate(out) if out else np.zeros((0, expression.shape[1]))
 
 
-def _top_indices(importance: np.ndarray, k: int) -> np.ndarray:
-    """Each row's ``k`` largest entries, largest first, ties to the lower index. Shapes: (Q, G) -> (Q, k)."""
-    return np.argsort(-importance, axis=1, kind="stable")[:, :k]
-
-
 def retrieval_top_genes(importance: np.ndarray, genes: list[str], k: int = 15) -> list[list[str]]:
-    """Each retrieval's ``k`` most important genes, most important first. Shapes: (Q, G) -> Q lists of k."""
-    return [[genes[j] for j in row] for row in _top_indices(importance, min(k, len(genes)))]
-
-
-def gene_votes(importance: np.ndarray, genes: list[str], per_retrieval: int = 15) -> pd.DataFrame:
-    """How many retrievals have each gene among their ``per_retrieval`` most important, and its summed importance.
+    """Each retrieval's ``k`` most important genes, most important first (ties to the earlier gene).
 
     Shapes:
-        importance: (Q, G) -> frame of G rows: ``gene, retrievals, importance_sum, queries`` (Q on every row).
+        importance: (Q, G) -> Q lists of min(k, G)
     """
-    if importance.shape[1] != len(genes):
-        raise ValueError(f"importance has {importance.shape[1]} genes but {len(genes)} gene names were given")
-    top = _top_indices(importance, min(per_retrieval, len(genes)))  # the genes retrievals.csv lists
-    return pd.DataFrame({"gene": genes, "retrievals": np.bincount(top.ravel(), minlength=len(genes)),
+    order = np.argsort(-importance, axis=1, kind="stable")[:, :min(k, len(genes))]
+    return [[genes[j] for j in row] for row in order]
+
+
+def gene_votes(importance: np.ndarray, genes: list[str], top: list[list[str]]) -> pd.DataFrame:
+    """How many retrievals list each gene in ``top`` (:func:`retrieval_top_genes`, the lists retrievals.csv
+    holds, so the votes are recomputable from it), and each gene's summed importance.
+
+    Shapes:
+        importance: (Q, G), top: Q lists -> frame of G rows: ``gene, retrievals, importance_sum, queries``
+        (Q on every row).
+    """
+    if importance.shape[1] != len(genes) or len(top) != len(importance):
+        raise ValueError(f"importance is {importance.shape} for {len(genes)} gene names and {len(top)} top lists")
+    listed = Counter(gene for row in top for gene in row)
+    return pd.DataFrame({"gene": genes, "retrievals": [listed[g] for g in genes],
                          "importance_sum": importance.sum(axis=0), "queries": len(importance)})
 
 

@@ -142,8 +142,9 @@ def retrieve(model, state, queries: list[dict], gallery: list[dict], fold, devic
     q, g = Lineages.of(queries), Lineages.of(gallery)
     similarity, importance = match(model, state, q, g, device)
     frame = frame_of(q, g, fold, similarity)
-    frame["top_genes"] = [";".join(g) for g in retrieval_top_genes(importance, model.genes, model.config.top_genes)]
-    return frame, gene_votes(importance, model.genes, model.config.top_genes)
+    top = retrieval_top_genes(importance, model.genes, model.config.top_genes)
+    frame["top_genes"] = [";".join(row) for row in top]
+    return frame, gene_votes(importance, model.genes, top)
 
 
 def evaluate_retrieval(run: str | Path, cohort_path: str | Path, out: str | Path, *, cache_dir: Path | None = None,
@@ -160,7 +161,8 @@ def evaluate_retrieval(run: str | Path, cohort_path: str | Path, out: str | Path
         model.restore(sidecar["method_state"])
         fold_similarity, importance = match(model, weights, data, data, device)
         similarity = similarity + fold_similarity / len(folds)
-        votes.append(gene_votes(importance, model.genes, model.config.top_genes))
+        votes.append(gene_votes(importance, model.genes,
+                                retrieval_top_genes(importance, model.genes, model.config.top_genes)))
     frame = frame_of(data, data, "ensemble", similarity)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
