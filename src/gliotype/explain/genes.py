@@ -3,10 +3,10 @@
 For a query patch ``p`` that retrieved RNA sample ``r``, the score is their cosine similarity
 ``s = <z_p, z_r>`` (both L2-normalised projections). The importance of gene ``g`` is
 ``|ds/dx_rg * x_rg|`` on the scaled expression ``x_r`` — the Grad-CAM idea applied to the input layer,
-where the "feature map" is the gene vector itself. Each retrieval votes for its ``k`` most
-important genes (:func:`retrieval_top_genes`, :func:`gene_votes`); genes are ranked by how many retrievals voted for them, summed over
-folds (:func:`rank_genes`; ties: by mean importance), as the paper's top-15 table. Only the RNA side is
-differentiated: the patch embedding is a constant.
+where the "feature map" is the gene vector itself. Each retrieval votes for its ``k`` most important genes
+(:func:`retrieval_top_genes`, :func:`gene_votes`); genes are ranked by how many retrievals voted for them,
+summed over folds (:func:`rank_genes`; ties: by mean importance), as the paper's top-15 table. Only the RNA
+side is differentiated: the patch embedding is a constant.
 """
 
 from __future__ import annotations
