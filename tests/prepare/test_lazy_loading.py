@@ -147,6 +147,9 @@ def test_cached_rows_gather_the_rows_asked_for_in_order(patch_files):
     assert len(rows) == 5  # values 1, 3 | 100, 102, 104
     assert rows[np.array([4, 0, 2])][:, 0, 0, 0].tolist() == [104 % 256, 1, 100]
     assert rows[1:3][:, 5, 7, 2].tolist() == [3, 100]
+    assert rows[np.array([-1, -5])][:, 0, 0, 0].tolist() == [104 % 256, 1]
+    with pytest.raises(IndexError, match=r"\[-5, 5\); got 0..5"):
+        rows[np.array([0, 5])]
     assert rows[np.array([], int)].shape == (0, 64, 64, 3)
     with pytest.raises(TypeError, match="slice"):
         rows[0]

@@ -121,7 +121,11 @@ class CachedRows:
     def __getitem__(self, index) -> np.ndarray:
         if isinstance(index, (int, np.integer)):
             raise TypeError("CachedRows takes an array of row indices or a slice (rows[[i]] for one row)")
-        index = np.arange(len(self))[index]
+        index = np.arange(*index.indices(len(self))) if isinstance(index, slice) else np.asarray(index, np.int64)
+        if len(index) and not (-len(self) <= index.min() and index.max() < len(self)):
+            raise IndexError(f"CachedRows: row indices must lie in [{-len(self)}, {len(self)}); "
+                             f"got {index.min()}..{index.max()}")
+        index = index % max(len(self), 1)  # negative indices count from the end, as numpy's do
         if not len(index):
             return np.array(self._array(0)[:0]) if self.parts else np.zeros(0)
         parts, out = self._part[index], None
