@@ -15,6 +15,7 @@ from PIL import Image
 from gliotype.methods.wsi_rna import assign_files
 from gliotype.report import write_report
 from gliotype.train import evaluate, train
+from gliotype.train.retrieval import explain_retrieval
 
 FAST = {"size": 32, "image_size": 32, "patch": 8, "embed": 32, "depth": 1, "heads": 2, "projection": 16,
         "rna_dim": 32, "rna_heads": 2, "n_tokens": 2, "epochs": 150, "lineages_per_batch": 8, "lr": 1e-3,
@@ -93,3 +94,15 @@ def test_held_out_lineages_are_retrieved_only_when_images_show_the_latent(cohort
     external = json.loads((again / "metrics.json").read_text())
     assert external["model"] == "fold_ensemble" and external["n"] == 24 * 2 * 2
     assert external["chance"]["lineage_accuracy"] == pytest.approx(1 / 48)
+
+    # the overall gene votes are recomputable from the genes each retrieval lists
+    listed = retrievals.top_genes.str.split(";").explode().value_counts()
+    ranked = pd.read_csv(runs["linked"] / "top_genes.csv")
+    assert ranked.retrievals.tolist() == listed[ranked.gene].tolist()
+    # one patient's retrievals with each of the 3 fold models: 2 lineages x 2 ROIs, among all 48 samples
+    explained = explain_retrieval(runs["linked"], linked, "P05", tmp_path / "explain")
+    rows = pd.read_csv(explained["files"]["retrievals"])
+    assert explained["n_models"] == 3 and explained["n_patches"] == 4 and len(rows) == 12
+    assert set(rows.patient_id) == {"P05"} and set(rows.fold) == {0, 1, 2} and (rows.gallery_size == 48).all()
+    assert explained["lineage_accuracy"] == pytest.approx((rows.retrieved_lineage == rows.lineage).mean())
+    assert explained["top_genes"] == pd.read_csv(explained["files"]["top_genes"]).gene.tolist()
